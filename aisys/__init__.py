@@ -1,0 +1,111 @@
+"""aisys: production-grade AI calls from inside application code.
+
+Wrap the model and retrieval functions you have (`traced_llm`, `traced_retrieval`,
+`traced`), group them with `trace`, and every call gets an OpenTelemetry span that
+follows the GenAI semantic conventions, metrics and one structured log event.
+
+Importing aisys does no I/O, starts no thread and reads no file; heavier parts
+(pydantic models, settings, the OTel SDK) load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aisys import context
+from aisys._runtime import Runtime
+from aisys._version import __version__
+from aisys.errors import (
+    AisysError,
+    AisysWarning,
+    AllTargetsFailedError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    ConfigError,
+    GuardError,
+    OutputValidationError,
+    PromptError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ServerError,
+)
+
+if TYPE_CHECKING:
+    from aisys.metering.tokens import count_tokens
+    from aisys.settings import Settings
+    from aisys.types import ChatResponse, Cost, Document, Message, Usage
+
+__all__ = [
+    "AisysError",
+    "AisysWarning",
+    "AllTargetsFailedError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "ChatResponse",
+    "ConfigError",
+    "Cost",
+    "Document",
+    "GuardError",
+    "Message",
+    "OutputValidationError",
+    "PromptError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "Runtime",
+    "ServerError",
+    "Settings",
+    "Usage",
+    "__version__",
+    "configure",
+    "context",
+    "count_tokens",
+    "flush",
+    "shutdown",
+    "trace",
+    "traced",
+    "traced_llm",
+    "traced_retrieval",
+]
+
+_DEFAULT = Runtime()
+
+configure = _DEFAULT.configure
+flush = _DEFAULT.flush
+shutdown = _DEFAULT.shutdown
+trace = _DEFAULT.trace
+traced = _DEFAULT.traced
+traced_llm = _DEFAULT.traced_llm
+traced_retrieval = _DEFAULT.traced_retrieval
+
+# Loaded on first access so that `import aisys` stays cheap (PEP 562).
+_LAZY = {
+    "ChatResponse": "aisys.types",
+    "Cost": "aisys.types",
+    "Document": "aisys.types",
+    "Message": "aisys.types",
+    "Usage": "aisys.types",
+    "Settings": "aisys.settings",
+    "count_tokens": "aisys.metering.tokens",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'aisys' has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,257 @@
+"""The runtime: settings plus the telemetry built from them, created on first use.
+
+`aisys.traced_llm`, `aisys.configure`, `aisys.flush` … are bound methods of one default
+runtime (as in logfire); a library or a test can make an isolated `Runtime` with its own
+settings and tracer provider. Nothing here does I/O until the first call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from aisys.instrument import Spec, TraceBlock, instrument
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from aisys.settings import Settings
+    from aisys.telemetry.runtime import Telemetry
+
+__all__ = ["Runtime"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Runtime:
+    """Settings and telemetry for the calls made through it.
+
+    Added in 0.1.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self._settings = settings
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._telemetry: Telemetry | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force; read from the environment on first use if never set."""
+        if self._settings is None:
+            from aisys.settings import Settings
+
+            self._settings = Settings()
+        return self._settings
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where calls are recorded; built from the settings on first use."""
+        telemetry = self._telemetry
+        if telemetry is None:
+            with self._lock:
+                if self._telemetry is None:
+                    self._telemetry = self._build_telemetry()
+                telemetry = self._telemetry
+        return telemetry
+
+    def _build_telemetry(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        log_sink: MutableSequence[dict[str, Any]] | None = None,
+        settings: Settings | None = None,
+    ) -> Telemetry:
+        from aisys.telemetry.runtime import Telemetry
+
+        return Telemetry(
+            settings or self.settings,
+            tracer_provider=tracer_provider or self._tracer_provider,
+            meter_provider=meter_provider or self._meter_provider,
+            log_sink=log_sink,
+        )
+
+    def configure(self, **fields: Any) -> Settings:
+        """Replace the settings; fields not given come from ``AISYS_*`` or defaults.
+
+        Spans already queued are flushed to the previous exporters first. Raises
+        `aisys.ConfigError` naming any bad field, its value and what is allowed.
+
+        Added in 0.1.
+        """
+        from aisys.settings import Settings
+
+        settings = Settings(**fields)
+        with self._lock:
+            old, self._telemetry = self._telemetry, None
+            self._settings = settings
+        if old is not None:
+            old.shutdown()
+        return settings
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Export every finished span now; waits at most ``timeout`` seconds.
+
+        Returns False when the time ran out. Never hangs.
+
+        Added in 0.1.
+        """
+        telemetry = self._telemetry
+        if telemetry is None:
+            return True
+        return telemetry.flush(self.settings.flush_timeout if timeout is None else timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and close aisys's exporters; the next call starts fresh ones.
+
+        Also runs at interpreter exit. Never closes the host application's provider.
+
+        Added in 0.1.
+        """
+        with self._lock:
+            telemetry, self._telemetry = self._telemetry, None
+        if telemetry is None:
+            return True
+        return telemetry.shutdown(timeout)
+
+    def _swap_telemetry(self, telemetry: Telemetry | None) -> Telemetry | None:
+        """Put ``telemetry`` in force and return what was (for `aisys.testing.capture`)."""
+        with self._lock:
+            old, self._telemetry = self._telemetry, telemetry
+        return old
+
+    # -- instrumentation ------------------------------------------------------------
+
+    @overload
+    def traced_llm(self, fn: F, /) -> F: ...
+    @overload
+    def traced_llm(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        operation: str = "chat",
+    ) -> Callable[[F], F]: ...
+    def traced_llm(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        operation: str = "chat",
+    ) -> F | Callable[[F], F]:
+        """Trace a function that calls a model; it returns exactly what it returned.
+
+        Usage, model, response id and finish reasons are read from the result: an
+        ``openai`` or ``anthropic`` SDK object, the same as a dict, a `ChatResponse`,
+        or a plain string (tokens then counted offline, marked estimated). A provider
+        stream is passed through and its span ends when the stream does.
+
+        Added in 0.1.
+        """
+
+        def decorate(func: F) -> F:
+            spec = Spec(
+                func, "llm", operation=operation, name=name, provider=provider, model=model
+            )
+            return instrument(self, spec, func)  # type: ignore[return-value]
+
+        return decorate(fn) if fn is not None else decorate
+
+    @overload
+    def traced_retrieval(self, fn: F, /) -> F: ...
+    @overload
+    def traced_retrieval(
+        self, fn: None = None, /, *, name: str | None = None, data_source: str | None = None
+    ) -> Callable[[F], F]: ...
+    def traced_retrieval(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        data_source: str | None = None,
+    ) -> F | Callable[[F], F]:
+        """Trace a function that returns documents: span ``retrieval {data_source}``.
+
+        Records how many documents came back, their scores where given (``score``
+        keys or attributes, or ``(document, score)`` pairs) and ``top_k``/``k``.
+
+        Added in 0.1.
+        """
+
+        def decorate(func: F) -> F:
+            spec = Spec(
+                func, "retrieval", operation="retrieval", name=name, data_source=data_source
+            )
+            return instrument(self, spec, func)  # type: ignore[return-value]
+
+        return decorate(fn) if fn is not None else decorate
+
+    @overload
+    def traced(self, fn: F, /) -> F: ...
+    @overload
+    def traced(
+        self, fn: None = None, /, *, name: str | None = None, operation: str | None = None
+    ) -> Callable[[F], F]: ...
+    def traced(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        operation: str | None = None,
+    ) -> F | Callable[[F], F]:
+        """Trace any step (a tool, a parser, a post-processor) as an internal span.
+
+        With ``operation="execute_tool"`` the span is ``execute_tool {name}`` as the
+        conventions name tool calls.
+
+        Added in 0.1.
+        """
+
+        def decorate(func: F) -> F:
+            spec = Spec(func, "step", operation=operation, name=name)
+            return instrument(self, spec, func)  # type: ignore[return-value]
+
+        return decorate(fn) if fn is not None else decorate
+
+    def trace(
+        self,
+        name: str,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        tags: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> TraceBlock:
+        """Group the calls inside a ``with``/``async with`` block under one parent span.
+
+        Calls inside inherit ``user.id``, ``session.id``, ``aisys.tags`` and
+        ``aisys.metadata.<key>``, on their spans and their log events.
+
+        Added in 0.1.
+        """
+        return TraceBlock(
+            self,
+            name,
+            user_id=user_id,
+            session_id=session_id,
+            tags=tuple(tags),
+            metadata=metadata,
+        )

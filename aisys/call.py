@@ -1,0 +1,111 @@
+"""Call: the facts about one logical call, gathered as it runs.
+
+Instrumentation and, later, pipeline steps write facts here; only `aisys.telemetry`
+turns them into spans, metrics and log events. A plain slotted class: it is made on
+every call, so it stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aisys.context import Scope
+
+__all__ = ["Call"]
+
+
+class Call:
+    """What aisys knows about one call: request, response, usage, outcome."""
+
+    __slots__ = (
+        "attributes",
+        "closed_early",
+        "data_source",
+        "documents",
+        "error",
+        "estimated",
+        "finish_reasons",
+        "input_messages",
+        "kind",
+        "name",
+        "operation",
+        "output_text",
+        "provider",
+        "query",
+        "request_model",
+        "request_params",
+        "response_id",
+        "response_model",
+        "scope",
+        "scores",
+        "server_address",
+        "server_port",
+        "stream_chunks",
+        "tool_name",
+        "top_k",
+        "unread",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        operation: str,
+        *,
+        name: str | None = None,
+        provider: str | None = None,
+        request_model: str | None = None,
+        scope: Scope | None = None,
+    ) -> None:
+        self.kind = kind
+        """``llm``, ``retrieval``, ``step`` or ``trace``: what sort of span this call makes."""
+        self.operation = operation
+        self.name = name
+        """A span name fixed by the user; otherwise derived from operation and model."""
+        self.provider = provider
+        self.request_model = request_model
+        self.scope = scope
+        self.response_model: str | None = None
+        self.response_id: str | None = None
+        self.finish_reasons: tuple[str, ...] = ()
+        self.usage: dict[str, int] | None = None
+        """Token counts keyed as `aisys.Usage` fields; ``None`` when nothing was read."""
+        self.estimated = False
+        self.request_params: dict[str, Any] = {}
+        self.server_address: str | None = None
+        self.server_port: int | None = None
+        self.input_messages: Any = None
+        self.output_text: str | None = None
+        self.query: str | None = None
+        self.documents: list[Any] | None = None
+        self.scores: list[float] | None = None
+        self.data_source: str | None = None
+        self.top_k: int | None = None
+        self.error: BaseException | None = None
+        self.closed_early = False
+        self.stream_chunks: int | None = None
+        self.tool_name: str | None = None
+        self.unread: str | None = None
+        """Why the result could not be read, when it could not."""
+        self.attributes: dict[str, Any] = {}
+        """Extra attributes for the span, already named."""
+
+    def span_name(self) -> str:
+        """The span name the conventions ask for: ``{operation} {model}``."""
+        if self.name:
+            return self.name
+        if self.operation == "execute_tool" and self.tool_name:
+            return f"execute_tool {self.tool_name}"
+        if self.kind == "retrieval":
+            return f"retrieval {self.data_source}" if self.data_source else "retrieval"
+        model = self.request_model or self.response_model
+        return f"{self.operation} {model}" if model else self.operation
+
+    def set_usage(self, **tokens: int | None) -> None:
+        """Record token counts (``input_tokens=…``); ``None`` leaves a count as it was."""
+        usage = self.usage if self.usage is not None else {}
+        for key, value in tokens.items():
+            if value is not None:
+                usage[key] = value
+        self.usage = usage

@@ -1,0 +1,159 @@
+"""Every error aisys raises on purpose, in one tree.
+
+```
+AisysError
+├── ConfigError(AisysError, ValueError)   a setting is wrong: names field, value, allowed
+├── PromptError
+├── GuardError
+├── OutputValidationError(GuardError)
+├── BudgetExceededError
+├── ProviderError                         .provider .status_code .retryable
+│   ├── ProviderConnectionError           retryable
+│   │   └── ProviderTimeoutError          retryable
+│   ├── RateLimitError                    retryable, .retry_after_s
+│   ├── ServerError                       retryable (5xx)
+│   ├── AuthenticationError
+│   └── BadRequestError
+└── AllTargetsFailedError                 .errors: one per attempt
+AisysWarning(UserWarning)
+```
+
+Provider errors are filled in by the provider adapters; messages never contain prompt
+text or API keys.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AisysError",
+    "AisysWarning",
+    "AllTargetsFailedError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "ConfigError",
+    "GuardError",
+    "OutputValidationError",
+    "PromptError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "ServerError",
+]
+
+
+class AisysError(Exception):
+    """Base of every error aisys raises on purpose."""
+
+
+class AisysWarning(UserWarning):
+    """Something worked, but not as well as it should (an unknown price, a dropped span)."""
+
+
+class ConfigError(AisysError, ValueError):
+    """A setting has a value aisys cannot use.
+
+    The message names the field (and its environment variable), the value received
+    and the values allowed.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PromptError(AisysError):
+    """A prompt could not be found, rendered or approved."""
+
+
+class GuardError(AisysError):
+    """A guard rejected the input or the output of a call."""
+
+
+class OutputValidationError(GuardError):
+    """The model's output did not match the structure asked for."""
+
+
+class BudgetExceededError(AisysError):
+    """A call would exceed, or has exceeded, a configured budget."""
+
+
+class ProviderError(AisysError):
+    """A provider call failed.
+
+    Attributes:
+        provider: The provider name, e.g. ``"openai"``.
+        status_code: The HTTP status, when there was a response.
+        retryable: Whether trying again may succeed; decided by the class.
+    """
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status_code = status_code
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached, or the connection broke."""
+
+    retryable = True
+
+
+class ProviderTimeoutError(ProviderConnectionError):
+    """The provider did not answer in time."""
+
+    retryable = True
+
+
+class RateLimitError(ProviderError):
+    """The provider asked us to slow down (HTTP 429)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = 429,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status_code=status_code)
+        self.retry_after_s = retry_after_s
+
+
+class ServerError(ProviderError):
+    """The provider failed on its side (HTTP 5xx)."""
+
+    retryable = True
+
+
+class AuthenticationError(ProviderError):
+    """The provider refused the credentials (HTTP 401/403)."""
+
+
+class BadRequestError(ProviderError):
+    """The provider rejected the request as malformed (HTTP 400/404/422)."""
+
+
+class AllTargetsFailedError(AisysError):
+    """Every target of a fallback chain failed.
+
+    Attributes:
+        errors: One error per attempt, in the order they were made.
+    """
+
+    def __init__(self, message: str, errors: tuple[BaseException, ...]) -> None:
+        super().__init__(message)
+        self.errors = errors

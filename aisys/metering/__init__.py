@@ -1,0 +1,1 @@
+"""Token counting and, later, prices: what a call used and what it cost."""

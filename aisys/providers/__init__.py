@@ -1,0 +1,1 @@
+"""Provider adapters: everything that knows what a provider's payload looks like."""

@@ -1,0 +1,137 @@
+"""Settings: one pydantic-settings model, read from arguments, then ``AISYS_*``, then defaults.
+
+Standard variables keep their meaning: ``OTEL_SERVICE_NAME`` and ``OTEL_EXPORTER_OTLP_*``
+are read by the OTel SDK itself, and ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+sets ``capture_content`` unless ``AISYS_CAPTURE_CONTENT`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from aisys.errors import ConfigError
+
+__all__ = ["CaptureContent", "ExporterName", "LogFormat", "Settings"]
+
+ExporterName = Literal["console", "jsonl", "otlp"]
+CaptureContent = Literal["off", "redacted", "full"]
+LogFormat = Literal["json", "console"]
+
+_ENV_PREFIX = "AISYS_"
+_OTEL_CAPTURE_VAR = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+# opentelemetry-util-genai's values, plus the older true/false form.
+_OTEL_CAPTURE_VALUES = {
+    "no_content": "off",
+    "false": "off",
+    "span_only": "full",
+    "event_only": "full",
+    "span_and_event": "full",
+    "true": "full",
+}
+
+
+class Settings(BaseSettings):
+    """Everything aisys can be told, with the defaults it uses when told nothing.
+
+    Build it with `aisys.configure(**fields)`, or directly to pass an isolated runtime.
+    A bad value raises `aisys.ConfigError` naming the field, the value and what is allowed.
+
+    Added in 0.1.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX, frozen=True, extra="forbid", validate_default=True
+    )
+
+    service_name: str | None = None
+    """Service name on every span; ``None`` lets ``OTEL_SERVICE_NAME`` decide."""
+    exporters: Annotated[tuple[ExporterName, ...], NoDecode] = ()
+    """Where aisys's own spans go: ``console``, ``jsonl``, ``otlp``; empty or ``none`` = nowhere."""
+    jsonl_path: Path = Path("aisys-traces.jsonl")
+    """File the ``jsonl`` exporter appends one JSON object per finished span to."""
+    capture_content: CaptureContent = "off"
+    """Whether prompts, completions and documents reach telemetry: off, redacted or full."""
+    cache_dir: Path = Path(".aisys-cache")
+    """Directory of the embedded (diskcache) cache."""
+    prices_path: Path | None = None
+    """A price table to use instead of the one shipped with aisys."""
+    log_format: LogFormat = "json"
+    """How aisys renders its log events when the host has not configured structlog."""
+    attach_to_host: bool = False
+    """Also add aisys's exporters to the host application's own TracerProvider."""
+    max_queue_size: int = Field(default=2048, gt=0)
+    """Finished spans waiting for export; beyond it spans are dropped and counted."""
+    flush_timeout: float = Field(default=5.0, gt=0)
+    """Seconds `aisys.flush()` and `aisys.shutdown()` wait at most, also at exit."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+        if self.capture_content == "redacted":
+            raise ConfigError(
+                "capture_content='redacted' is not available yet (it comes with the "
+                "redaction release); use 'off' (the default) or 'full'",
+                field="capture_content",
+            )
+
+    @field_validator("exporters", mode="before")
+    @classmethod
+    def _split_exporters(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple) and "none" in value:
+            if len(value) > 1:
+                msg = "'none' cannot be combined with other exporters"
+                raise ValueError(msg)
+            return ()
+        return value
+
+    @field_validator("exporters", mode="after")
+    @classmethod
+    def _dedupe_exporters(
+        cls, value: tuple[ExporterName, ...]
+    ) -> tuple[ExporterName, ...]:
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _otel_capture_variable(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "capture_content" not in data:
+            raw = os.environ.get(_OTEL_CAPTURE_VAR)
+            if raw is not None:
+                mapped = _OTEL_CAPTURE_VALUES.get(raw.strip().lower())
+                if mapped is None:
+                    msg = (
+                        f"{_OTEL_CAPTURE_VAR} must be one of NO_CONTENT, SPAN_ONLY, "
+                        f"EVENT_ONLY, SPAN_AND_EVENT, true, false; got {raw!r}"
+                    )
+                    raise ValueError(msg)
+                data = {**data, "capture_content": mapped}
+        return data
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """Turn pydantic's report into one line per bad field, naming field, env var and value."""
+    lines = []
+    field = None
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        field = loc[0] if loc else None
+        where = (
+            f"{field} (env {_ENV_PREFIX}{field.upper()})" if field else "settings"
+        )
+        got = error.get("input")
+        reason = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(Settings.model_fields)
+            lines.append(f"unknown setting {field!r}; known settings: {allowed}")
+        else:
+            lines.append(f"{where} got {got!r}: {reason}")
+    return ConfigError("invalid aisys settings: " + "; ".join(lines), field=field)

@@ -1,0 +1,93 @@
+"""Every span, metric and log attribute name aisys emits, in one place.
+
+Names follow the OpenTelemetry GenAI semantic conventions (see docs/telemetry.md);
+aisys's own facts live under ``aisys.*``. The strings are owned here rather than
+imported from the incubating semconv module, whose GenAI names are deprecated there.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# GenAI semantic conventions: spans.
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = (
+    "gen_ai.usage.cache_creation.input_tokens"
+)
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+GEN_AI_RETRIEVAL_TOP_K: Final = "gen_ai.retrieval.top_k"
+GEN_AI_DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_RETRIEVAL_QUERY_TEXT: Final = "gen_ai.retrieval.query.text"
+GEN_AI_RETRIEVAL_DOCUMENTS: Final = "gen_ai.retrieval.documents"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+ERROR_TYPE: Final = "error.type"
+USER_ID: Final = "user.id"
+SESSION_ID: Final = "session.id"
+
+# GenAI semantic conventions: metrics and their attributes.
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+# The genai repository's newer names, behind OTEL_SEMCONV_STABILITY_OPT_IN.
+METRIC_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+METRIC_INFERENCE_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
+METRIC_INFERENCE_OUTPUT_TOKENS: Final = (
+    "gen_ai.client.inference.operation.output_tokens"
+)
+METRIC_INFERENCE_USAGE_PREFIX: Final = "gen_ai.client.inference.usage."
+
+# aisys's own facts.
+AISYS_TAGS: Final = "aisys.tags"
+AISYS_METADATA_PREFIX: Final = "aisys.metadata."
+AISYS_USAGE_ESTIMATED: Final = "aisys.usage.estimated"
+AISYS_RESPONSE_UNREAD: Final = "aisys.response.unread"
+AISYS_STREAM_CLOSED_EARLY: Final = "aisys.stream.closed_early"
+AISYS_STREAM_CHUNKS: Final = "aisys.stream.chunks"
+AISYS_RETRIEVAL_DOCUMENTS_COUNT: Final = "aisys.retrieval.documents.count"
+AISYS_RETRIEVAL_SCORES: Final = "aisys.retrieval.scores"
+AISYS_COST_USD: Final = "aisys.cost.usd"
+AISYS_COST_STATUS: Final = "aisys.cost.status"
+AISYS_PRICE_TABLE: Final = "aisys.price_table"
+AISYS_CACHE_HIT: Final = "aisys.cache.hit"
+AISYS_RETRY_ATTEMPTS: Final = "aisys.retry.attempts"
+AISYS_FALLBACK_INDEX: Final = "aisys.fallback.index"
+METRIC_ERRORS: Final = "aisys.errors"
+METRIC_SPANS_DROPPED: Final = "aisys.spans.dropped"
+
+# The log event every call emits.
+LOG_EVENT_CALL: Final = "gen_ai.call"
+LOG_EVENT_TRACE: Final = "aisys.trace"
+
+# Token buckets and duration buckets the conventions advise.
+TOKEN_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+    16777216, 67108864,
+)  # fmt: skip
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+    40.96, 81.92,
+)  # fmt: skip

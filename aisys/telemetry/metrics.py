@@ -1,0 +1,121 @@
+"""OTel metrics for calls: token usage, duration, errors.
+
+Names follow the semantic conventions; ``latest`` switches to the genai repository's
+newer inference metrics (OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.metrics import Meter
+
+from aisys.call import Call
+from aisys.telemetry import attributes as A
+
+__all__ = ["Instruments"]
+
+_USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+    "reasoning_output_tokens",
+)
+_LATEST_USAGE_NAMES = {
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_input_tokens": "cache_read.input_tokens",
+    "cache_write_input_tokens": "cache_write.input_tokens",
+    "reasoning_output_tokens": "reasoning.output_tokens",
+}
+
+
+class Instruments:
+    """The instruments aisys records per call, created once per meter."""
+
+    def __init__(self, meter: Meter, *, latest: bool) -> None:
+        self.latest = latest
+        self.duration = meter.create_histogram(
+            A.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="Duration of GenAI operations.",
+            explicit_bucket_boundaries_advisory=list(A.DURATION_BUCKETS),
+        )
+        self.errors = meter.create_counter(
+            A.METRIC_ERRORS, unit="{error}", description="Calls that failed."
+        )
+        if latest:
+            self.inference_duration = meter.create_histogram(
+                A.METRIC_INFERENCE_DURATION,
+                unit="s",
+                description="Duration of GenAI inference calls.",
+                explicit_bucket_boundaries_advisory=list(A.DURATION_BUCKETS),
+            )
+            self.input_tokens = meter.create_histogram(
+                A.METRIC_INFERENCE_INPUT_TOKENS,
+                unit="{token}",
+                explicit_bucket_boundaries_advisory=list(A.TOKEN_BUCKETS),
+            )
+            self.output_tokens = meter.create_histogram(
+                A.METRIC_INFERENCE_OUTPUT_TOKENS,
+                unit="{token}",
+                explicit_bucket_boundaries_advisory=list(A.TOKEN_BUCKETS),
+            )
+            self.usage_counters = {
+                key: meter.create_counter(
+                    A.METRIC_INFERENCE_USAGE_PREFIX + name, unit="{token}"
+                )
+                for key, name in _LATEST_USAGE_NAMES.items()
+            }
+        else:
+            self.token_usage = meter.create_histogram(
+                A.METRIC_TOKEN_USAGE,
+                unit="{token}",
+                description="Tokens used per GenAI operation.",
+                explicit_bucket_boundaries_advisory=list(A.TOKEN_BUCKETS),
+            )
+
+    def record(self, call: Call, duration_s: float) -> None:
+        """Record one finished call."""
+        attrs: dict[str, Any] = {A.GEN_AI_OPERATION_NAME: call.operation}
+        if call.provider:
+            attrs[A.GEN_AI_PROVIDER_NAME] = call.provider
+        if call.request_model:
+            attrs[A.GEN_AI_REQUEST_MODEL] = call.request_model
+        if call.response_model:
+            attrs[A.GEN_AI_RESPONSE_MODEL] = call.response_model
+        if call.server_address:
+            attrs[A.SERVER_ADDRESS] = call.server_address
+        ok_attrs = attrs
+        if call.error is not None:
+            from aisys.telemetry.spans import error_type
+
+            attrs = {**attrs, A.ERROR_TYPE: error_type(call.error)}
+            self.errors.add(1, attrs)
+        inference = call.kind == "llm" and call.operation != "embeddings"
+        if self.latest and inference:
+            self.inference_duration.record(duration_s, attrs)
+        else:
+            self.duration.record(duration_s, attrs)
+        usage = call.usage
+        if usage is None:
+            return
+        if self.latest:
+            if "input_tokens" in usage:
+                self.input_tokens.record(usage["input_tokens"], ok_attrs)
+            if "output_tokens" in usage:
+                self.output_tokens.record(usage["output_tokens"], ok_attrs)
+            counted = {**ok_attrs, A.GEN_AI_TOKEN_MODALITY: "unknown"}
+            for key in _USAGE_KEYS:
+                if key in usage:
+                    self.usage_counters[key].add(usage[key], counted)
+            return
+        if "input_tokens" in usage:
+            self.token_usage.record(
+                usage["input_tokens"], {**ok_attrs, A.GEN_AI_TOKEN_TYPE: "input"}
+            )
+        if "output_tokens" in usage:
+            self.token_usage.record(
+                usage["output_tokens"], {**ok_attrs, A.GEN_AI_TOKEN_TYPE: "output"}
+            )

@@ -1,0 +1,240 @@
+"""Telemetry: the tracer, meter and event log one runtime writes a call's facts to.
+
+aisys never sets the global tracer provider. When the host has set an SDK provider,
+spans go there; otherwise, if exporters are configured, aisys builds a private provider
+from its settings; with neither, spans go to the OTel API's proxy (no-op until a host
+provider appears).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, MutableSequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from aisys._version import __version__
+from aisys.call import Call
+from aisys.settings import Settings
+from aisys.telemetry import attributes as A
+from aisys.telemetry.logs import EventLog
+from aisys.telemetry.metrics import Instruments
+from aisys.telemetry.spans import end_attributes, error_type, start_attributes
+
+__all__ = ["Telemetry"]
+
+_log = logging.getLogger("aisys")
+_KINDS = {
+    "llm": SpanKind.CLIENT,
+    "retrieval": SpanKind.CLIENT,
+    "step": SpanKind.INTERNAL,
+    "trace": SpanKind.INTERNAL,
+}
+_LATEST_OPT_IN = "gen_ai_latest_experimental"
+
+
+class Telemetry:
+    """Where one runtime's spans, metrics and log events go."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        log_sink: MutableSequence[dict[str, Any]] | None = None,
+    ) -> None:
+        self.settings = settings
+        opt_in = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
+        self.latest = _LATEST_OPT_IN in {part.strip() for part in opt_in.split(",")}
+        self.capture = settings.capture_content == "full"
+        self._processors: list[Any] = []
+        self._flushables: list[Any] = []
+        self._own_providers: list[Any] = []
+        provider = tracer_provider or self._choose_tracer_provider(settings)
+        self.tracer = trace.get_tracer("aisys", __version__, tracer_provider=provider)
+        meter_provider = meter_provider or self._choose_meter_provider(settings)
+        meter = metrics.get_meter("aisys", __version__, meter_provider=meter_provider)
+        self.instruments = Instruments(meter, latest=self.latest)
+        self.events = EventLog(settings.log_format, log_sink)
+        self._closed = False
+        self._reported_drops = 0
+        if self._own_providers or self._processors:
+            atexit.register(self.shutdown)
+
+    def _choose_tracer_provider(self, settings: Settings) -> trace.TracerProvider | None:
+        host = trace.get_tracer_provider()
+        if not isinstance(host, trace.ProxyTracerProvider):
+            self._flushables.append(host)
+            if settings.attach_to_host and settings.exporters:
+                add = getattr(host, "add_span_processor", None)
+                if add is not None:
+                    self._processors = _build_processors(settings)
+                    for processor in self._processors:
+                        add(processor)
+            return host
+        if not settings.exporters:
+            return None  # the global proxy: no-op until the host sets a provider
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+
+        resource = Resource.create(
+            {"service.name": settings.service_name} if settings.service_name else {}
+        )
+        own = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self._processors = _build_processors(settings)
+        for processor in self._processors:
+            own.add_span_processor(processor)
+        self._own_providers.append(own)
+        return own
+
+    def _choose_meter_provider(self, settings: Settings) -> metrics.MeterProvider | None:
+        host = metrics.get_meter_provider()
+        host_is_set = type(host).__name__ != "_ProxyMeterProvider"
+        if host_is_set or "otlp" not in settings.exporters:
+            return None
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter,
+        )
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+
+        resource = Resource.create(
+            {"service.name": settings.service_name} if settings.service_name else {}
+        )
+        own = MeterProvider(
+            metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())],
+            resource=resource,
+            shutdown_on_exit=False,
+        )
+        self._own_providers.append(own)
+        return own
+
+    # -- per call -------------------------------------------------------------------
+
+    def start(self, call: Call, context: otel_context.Context | None = None) -> Span:
+        """Open the call's span (not made current)."""
+        return self.tracer.start_span(
+            call.span_name(),
+            context=context,
+            kind=_KINDS[call.kind],
+            attributes=start_attributes(call),
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+
+    def activate(self, span: Span) -> object:
+        """Make ``span`` current; returns the token `deactivate` needs."""
+        return otel_context.attach(trace.set_span_in_context(span))
+
+    def deactivate(self, token: object) -> None:
+        """Restore the context that was current before `activate`."""
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+    def end(self, call: Call, span: Span, started: float) -> None:
+        """Close the span, record metrics and emit the call's one log event.
+
+        Never raises: a telemetry failure must not break the user's call.
+        """
+        duration = time.perf_counter() - started
+        try:
+            named_late = not call.name and not call.request_model
+            attrs = end_attributes(call, latest=self.latest, capture=self.capture)
+            if span.is_recording():
+                if named_late and call.response_model:
+                    span.update_name(call.span_name())
+                span.set_attributes(attrs)
+                if call.error is not None:
+                    span.record_exception(call.error)
+                    span.set_status(
+                        Status(StatusCode.ERROR, f"{error_type(call.error)}: {call.error}"[:500])
+                    )
+            span.end()
+            self.instruments.record(call, duration)
+            if self.events.listening():
+                self._emit(call, span, attrs, duration)
+        except Exception:  # telemetry must never break the call it observes
+            _log.debug("aisys could not record a call", exc_info=True)
+
+    def _emit(self, call: Call, span: Span, attrs: dict[str, Any], duration: float) -> None:
+        ctx = span.get_span_context()
+        fields: dict[str, Any] = {
+            "span_name": call.span_name(),
+            "trace_id": trace.format_trace_id(ctx.trace_id) if ctx.is_valid else None,
+            "span_id": trace.format_span_id(ctx.span_id) if ctx.is_valid else None,
+            "duration_s": round(duration, 6),
+            "status": "error" if call.error is not None else "ok",
+            **start_attributes(call),
+            **attrs,
+        }
+        event = A.LOG_EVENT_TRACE if call.kind == "trace" else A.LOG_EVENT_CALL
+        self.events.emit(event, fields, failed=call.error is not None)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans dropped because an export queue was full, since start."""
+        return sum(getattr(p, "dropped", 0) for p in self._processors)
+
+    def flush(self, timeout: float) -> bool:
+        """Export what is queued; gives up after ``timeout`` seconds. True if done."""
+        targets = [*self._processors, *self._own_providers, *self._flushables]
+        ok = _bounded(lambda: all(t.force_flush() for t in targets), timeout)
+        self._report_drops()
+        return ok
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and close aisys's own exporters (never the host's provider)."""
+        if self._closed:
+            return True
+        self._closed = True
+        atexit.unregister(self.shutdown)
+        limit = self.settings.flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        ok = self.flush(limit)
+        for owned in [*self._own_providers, *self._processors]:
+            remaining = max(0.0, deadline - time.monotonic())
+            ok = _bounded(owned.shutdown, remaining) is not False and ok
+        return ok
+
+    def _report_drops(self) -> None:
+        dropped = self.dropped_spans - self._reported_drops
+        if dropped:
+            self._reported_drops += dropped
+            self.events.emit(
+                "aisys.spans.dropped",
+                {"count": dropped, "max_queue_size": self.settings.max_queue_size},
+                failed=True,
+            )
+
+
+def _build_processors(settings: Settings) -> list[Any]:
+    from aisys.telemetry.exporters import build_processors
+
+    return list(build_processors(settings))
+
+
+def _bounded(fn: Callable[[], Any], timeout: float) -> bool:
+    """Run ``fn`` in a helper thread and wait at most ``timeout`` seconds for it."""
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except Exception:
+            _log.debug("aisys flush/shutdown step failed", exc_info=True)
+            result.append(False)
+
+    worker = threading.Thread(target=run, name="aisys-flush", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result) and result[0] is not False

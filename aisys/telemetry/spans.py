@@ -1,0 +1,204 @@
+"""Turn a `Call` into span attributes: the one place that decides what a span says.
+
+Knows the semantic-convention names (from `attributes`) and the content rules; knows
+nothing about providers or about how the call was made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aisys.call import Call
+from aisys.telemetry import attributes as A
+
+__all__ = ["end_attributes", "error_type", "start_attributes"]
+
+_PARAM_ATTRIBUTES: Mapping[str, str] = {
+    "temperature": A.GEN_AI_REQUEST_TEMPERATURE,
+    "max_tokens": A.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_completion_tokens": A.GEN_AI_REQUEST_MAX_TOKENS,
+    "top_p": A.GEN_AI_REQUEST_TOP_P,
+    "stop": A.GEN_AI_REQUEST_STOP_SEQUENCES,
+    "seed": A.GEN_AI_REQUEST_SEED,
+    "frequency_penalty": A.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": A.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    "stream": A.GEN_AI_REQUEST_STREAM,
+}
+
+
+def start_attributes(call: Call) -> dict[str, Any]:
+    """Attributes known before the call runs (the ones samplers may look at)."""
+    attrs: dict[str, Any] = {}
+    if call.operation:
+        attrs[A.GEN_AI_OPERATION_NAME] = call.operation
+    if call.provider:
+        attrs[A.GEN_AI_PROVIDER_NAME] = call.provider
+    if call.request_model:
+        attrs[A.GEN_AI_REQUEST_MODEL] = call.request_model
+    if call.data_source:
+        attrs[A.GEN_AI_DATA_SOURCE_ID] = call.data_source
+    if call.tool_name:
+        attrs[A.GEN_AI_TOOL_NAME] = call.tool_name
+    scope = call.scope
+    if scope is not None:
+        if scope.user_id is not None:
+            attrs[A.USER_ID] = scope.user_id
+        if scope.session_id is not None:
+            attrs[A.SESSION_ID] = scope.session_id
+        if scope.tags:
+            attrs[A.AISYS_TAGS] = scope.tags
+        for key, value in scope.metadata.items():
+            attrs[A.AISYS_METADATA_PREFIX + key] = _attribute_value(value)
+    return attrs
+
+
+def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]:
+    """Attributes learnt from the result (or the failure) of the call."""
+    attrs: dict[str, Any] = {}
+    if call.provider:
+        attrs[A.GEN_AI_PROVIDER_NAME] = call.provider
+    if call.response_model:
+        attrs[A.GEN_AI_RESPONSE_MODEL] = call.response_model
+    if call.response_id:
+        attrs[A.GEN_AI_RESPONSE_ID] = call.response_id
+    if call.finish_reasons:
+        attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = call.finish_reasons
+    for key, value in call.request_params.items():
+        name = _PARAM_ATTRIBUTES.get(key)
+        if name is not None and value is not None:
+            attrs[name] = [value] if name == A.GEN_AI_REQUEST_STOP_SEQUENCES and isinstance(value, str) else value
+    if call.server_address:
+        attrs[A.SERVER_ADDRESS] = call.server_address
+        if call.server_port:
+            attrs[A.SERVER_PORT] = call.server_port
+    usage = call.usage
+    if usage is not None:
+        _usage_attributes(attrs, usage, latest=latest)
+        if call.estimated:
+            attrs[A.AISYS_USAGE_ESTIMATED] = True
+    if call.kind == "retrieval":
+        _retrieval_attributes(attrs, call, latest=latest)
+    if call.unread:
+        attrs[A.AISYS_RESPONSE_UNREAD] = call.unread
+    if call.closed_early:
+        attrs[A.AISYS_STREAM_CLOSED_EARLY] = True
+    if call.stream_chunks is not None:
+        attrs[A.AISYS_STREAM_CHUNKS] = call.stream_chunks
+    if call.error is not None:
+        attrs[A.ERROR_TYPE] = error_type(call.error)
+    if capture:
+        _content_attributes(attrs, call)
+    if call.attributes:
+        attrs.update(call.attributes)
+    return attrs
+
+
+def _usage_attributes(
+    attrs: dict[str, Any], usage: Mapping[str, int], *, latest: bool
+) -> None:
+    if "input_tokens" in usage:
+        attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = usage["input_tokens"]
+    if "output_tokens" in usage:
+        attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = usage["output_tokens"]
+    if usage.get("cache_read_input_tokens"):
+        attrs[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage["cache_read_input_tokens"]
+    if usage.get("cache_write_input_tokens"):
+        name = (
+            A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
+            if latest
+            else A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+        )
+        attrs[name] = usage["cache_write_input_tokens"]
+    if latest and usage.get("reasoning_output_tokens"):
+        attrs[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage["reasoning_output_tokens"]
+
+
+def _retrieval_attributes(attrs: dict[str, Any], call: Call, *, latest: bool) -> None:
+    if call.top_k is not None:
+        attrs[A.GEN_AI_RETRIEVAL_TOP_K if latest else A.GEN_AI_REQUEST_TOP_K] = (
+            call.top_k
+        )
+    if call.documents is not None:
+        attrs[A.AISYS_RETRIEVAL_DOCUMENTS_COUNT] = len(call.documents)
+    if call.scores:
+        attrs[A.AISYS_RETRIEVAL_SCORES] = call.scores
+
+
+def _content_attributes(attrs: dict[str, Any], call: Call) -> None:
+    """Prompts, completions and documents, in the conventions' message shape."""
+    if call.kind == "retrieval":
+        if call.query is not None:
+            attrs[A.GEN_AI_RETRIEVAL_QUERY_TEXT] = call.query
+        if call.documents is not None:
+            attrs[A.GEN_AI_RETRIEVAL_DOCUMENTS] = _json(call.documents)
+        return
+    if call.input_messages is not None:
+        attrs[A.GEN_AI_INPUT_MESSAGES] = _json(_messages(call.input_messages))
+    if call.output_text is not None:
+        output: dict[str, Any] = {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": call.output_text}],
+        }
+        if call.finish_reasons:
+            output["finish_reason"] = call.finish_reasons[0]
+        attrs[A.GEN_AI_OUTPUT_MESSAGES] = _json([output])
+
+
+def _messages(value: Any) -> list[dict[str, Any]]:
+    """Input messages (a string, OpenAI-style dicts, or models) as role + parts."""
+    if isinstance(value, str):
+        return [{"role": "user", "parts": [{"type": "text", "content": value}]}]
+    messages = []
+    for message in value:
+        fields = message if isinstance(message, Mapping) else _dump(message)
+        content = fields.get("content")
+        if isinstance(content, str):
+            parts: list[Any] = [{"type": "text", "content": content}]
+        elif isinstance(content, list):
+            parts = [
+                {"type": "text", "content": part.get("text", "")}
+                if isinstance(part, Mapping) and part.get("type") == "text"
+                else {"type": "generic", "content": part}
+                for part in content
+            ]
+        else:
+            parts = []
+        messages.append({"role": fields.get("role", "user"), "parts": parts})
+    return messages
+
+
+def _dump(value: Any) -> Mapping[str, Any]:
+    dump = getattr(value, "model_dump", None)
+    result = dump() if callable(dump) else vars(value)
+    return result if isinstance(result, Mapping) else {}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_jsonable, ensure_ascii=False)
+
+
+def _jsonable(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    return str(value)
+
+
+def _attribute_value(value: Any) -> Any:
+    """A metadata value as an OTel attribute: primitives as is, the rest as JSON."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    return _json(value)
+
+
+def error_type(exc: BaseException) -> str:
+    """A low-cardinality name for an error: its class, qualified unless builtin."""
+    cls = type(exc)
+    module = cls.__module__
+    if module == "builtins":
+        return cls.__qualname__
+    # Prefer the public package name over a private module (openai._exceptions).
+    public = module.split("._", 1)[0]
+    return f"{public}.{cls.__qualname__}"

@@ -1,0 +1,195 @@
+"""Helpers for testing code that uses aisys: capture telemetry, script model replies.
+
+```python
+from aisys.testing import capture, ScriptedModel
+
+def test_answer_is_traced():
+    with capture() as seen:
+        answer("hi")
+    assert seen.span("chat scripted-model").attributes["gen_ai.usage.output_tokens"] > 0
+```
+
+Needs the OTel SDK (the ``otel`` extra).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from aisys.metering.tokens import count_tokens
+from aisys.types import ChatResponse, Usage
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
+
+    from aisys._runtime import Runtime
+
+__all__ = ["Captured", "ScriptedModel", "capture", "scripted"]
+
+
+class Captured:
+    """The spans, log events and metrics recorded inside one `capture()` block."""
+
+    def __init__(self, exporter: InMemorySpanExporter, reader: InMemoryMetricReader) -> None:
+        self._exporter = exporter
+        self._reader = reader
+        self.logs: list[dict[str, Any]] = []
+        """Log events as dicts (``event``, ``log_level`` and the call's fields)."""
+
+    @property
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        """Finished spans, in the order they ended."""
+        return tuple(self._exporter.get_finished_spans())
+
+    def span(self, name: str) -> ReadableSpan:
+        """The one finished span called ``name``; fails if there are none or several."""
+        found = [span for span in self.spans if span.name == name]
+        if len(found) != 1:
+            names = [span.name for span in self.spans]
+            msg = f"expected one span named {name!r}, found {len(found)} among {names}"
+            raise AssertionError(msg)
+        return found[0]
+
+    def metric_points(self, name: str) -> list[Any]:
+        """The data points recorded so far for metric ``name`` (empty if none)."""
+        data = self._reader.get_metrics_data()
+        points: list[Any] = []
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == name:
+                        points.extend(metric.data.data_points)
+        return points
+
+
+@contextmanager
+def capture(runtime: Runtime | None = None, **settings: Any) -> Iterator[Captured]:
+    """Collect the spans, log events and metrics aisys records inside the block.
+
+    Works on the default runtime unless given another; keyword arguments override
+    settings for the block (``capture(capture_content="full")``). Nothing reaches the
+    configured exporters meanwhile, and the global OTel providers are not touched.
+
+    Added in 0.1.
+    """
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
+
+    from aisys.settings import Settings
+
+    if runtime is None:
+        import aisys
+
+        runtime = aisys._DEFAULT
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    captured = Captured(exporter, reader)
+    base = runtime.settings
+    telemetry = runtime._build_telemetry(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        log_sink=captured.logs,
+        settings=Settings(**{**base.model_dump(exclude_unset=True), **settings})
+        if settings
+        else base,
+    )
+    previous = runtime._swap_telemetry(telemetry)
+    try:
+        yield captured
+    finally:
+        runtime._swap_telemetry(previous)
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+
+def scripted(
+    text: str = "",
+    *,
+    model: str = "scripted-model",
+    provider: str = "scripted",
+    prompt: str | Sequence[Mapping[str, Any]] | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    finish_reason: str = "stop",
+    response_id: str | None = None,
+) -> ChatResponse:
+    """A `ChatResponse` as a provider would send it, with usage counted if not given.
+
+    Added in 0.1.
+    """
+    if input_tokens is None:
+        input_tokens = count_tokens(prompt, model) if prompt is not None else 0
+    if output_tokens is None:
+        output_tokens = count_tokens(text, model)
+    return ChatResponse(
+        text=text,
+        model=model,
+        provider=provider,
+        id=response_id,
+        finish_reason=finish_reason,
+        usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+    )
+
+
+Reply = str | ChatResponse | BaseException
+
+
+class ScriptedModel:
+    """A deterministic, offline model: answers from a script, in turn, and records requests.
+
+    The script is a list of replies (strings, `ChatResponse`s, or exceptions to raise),
+    cycled, or a function of the messages returning one.
+
+    Added in 0.1.
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[Reply] | Callable[[list[dict[str, Any]]], Reply],
+        *,
+        model: str = "scripted-model",
+    ) -> None:
+        self.model = model
+        self._reply: Callable[[list[dict[str, Any]]], Reply]
+        if callable(replies):
+            self._reply = replies
+        else:
+            cycle = itertools.cycle(list(replies))
+            self._reply = lambda _messages: next(cycle)
+        self.requests: list[list[dict[str, Any]]] = []
+        """Every message list the model was asked, in order."""
+
+    def chat(self, messages: str | Sequence[Mapping[str, Any]]) -> ChatResponse:
+        """Answer ``messages`` (a string or OpenAI-style dicts) from the script."""
+        listed = (
+            [{"role": "user", "content": messages}]
+            if isinstance(messages, str)
+            else [dict(m) for m in messages]
+        )
+        self.requests.append(listed)
+        reply = self._reply(listed)
+        if isinstance(reply, BaseException):
+            raise reply
+        if isinstance(reply, ChatResponse):
+            return reply
+        return scripted(
+            reply,
+            model=self.model,
+            prompt=listed,
+            response_id=f"scripted-{len(self.requests)}",
+        )

@@ -1,0 +1,121 @@
+"""The data users see: messages, responses, usage, cost, documents.
+
+Frozen pydantic models, so they validate on the way in and cannot change under a span.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ChatResponse", "Cost", "Document", "Message", "ToolCall", "Usage"]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Usage(BaseModel):
+    """Tokens of one call.
+
+    ``input_tokens`` includes cached input tokens, as in the GenAI semantic conventions;
+    ``output_tokens`` includes reasoning tokens. ``estimated`` is true when aisys counted
+    the tokens itself because the provider did not report them.
+
+    Added in 0.1.
+    """
+
+    model_config = _FROZEN
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_read_input_tokens: int = Field(default=0, ge=0)
+    cache_write_input_tokens: int = Field(default=0, ge=0)
+    reasoning_output_tokens: int = Field(default=0, ge=0)
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+class Cost(BaseModel):
+    """What a call cost in USD; ``usd`` is ``None`` when the price is unknown, never 0.
+
+    Added in 0.1.
+    """
+
+    model_config = _FROZEN
+
+    usd: Decimal | None = None
+    status: Literal["priced", "unknown", "estimated"] = "unknown"
+    price_table: str | None = None
+
+
+class ToolCall(BaseModel):
+    """A tool the model asked to call, with its arguments as a JSON string."""
+
+    model_config = _FROZEN
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class Message(BaseModel):
+    """One chat message in the OpenAI shape (``role`` and ``content``).
+
+    Added in 0.1.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+class ChatResponse(BaseModel):
+    """A model's answer, normalised across providers.
+
+    Added in 0.1.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    id: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost: Cost = Field(default_factory=Cost)
+    cached: bool = False
+    attempts: int = 1
+    fallback_index: int = 0
+    raw: Any = Field(default=None, repr=False)
+
+    @property
+    def message(self) -> Message:
+        """The answer as an assistant `Message`."""
+        return Message(
+            role="assistant", content=self.text or None, tool_calls=self.tool_calls
+        )
+
+
+class Document(BaseModel):
+    """A retrieved document: its text, an id and a relevance score where known.
+
+    Added in 0.1.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    content: str = ""
+    id: str | None = None
+    score: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
