@@ -109,7 +109,9 @@ class Runtime:
         telemetry = self._telemetry
         if telemetry is None:
             return True
-        return telemetry.flush(self.settings.flush_timeout if timeout is None else timeout)
+        return telemetry.flush(
+            self.settings.flush_timeout if timeout is None else timeout
+        )
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and close aisys's exporters; the next call starts fresh ones.
@@ -167,7 +169,12 @@ class Runtime:
 
         def decorate(func: F) -> F:
             spec = Spec(
-                func, "llm", operation=operation, name=name, provider=provider, model=model
+                func,
+                "llm",
+                operation=operation,
+                name=name,
+                provider=provider,
+                model=model,
             )
             return instrument(self, spec, func)  # type: ignore[return-value]
 
@@ -177,7 +184,12 @@ class Runtime:
     def traced_retrieval(self, fn: F, /) -> F: ...
     @overload
     def traced_retrieval(
-        self, fn: None = None, /, *, name: str | None = None, data_source: str | None = None
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        data_source: str | None = None,
     ) -> Callable[[F], F]: ...
     def traced_retrieval(
         self,
@@ -197,7 +209,11 @@ class Runtime:
 
         def decorate(func: F) -> F:
             spec = Spec(
-                func, "retrieval", operation="retrieval", name=name, data_source=data_source
+                func,
+                "retrieval",
+                operation="retrieval",
+                name=name,
+                data_source=data_source,
             )
             return instrument(self, spec, func)  # type: ignore[return-value]
 
@@ -207,7 +223,12 @@ class Runtime:
     def traced(self, fn: F, /) -> F: ...
     @overload
     def traced(
-        self, fn: None = None, /, *, name: str | None = None, operation: str | None = None
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        operation: str | None = None,
     ) -> Callable[[F], F]: ...
     def traced(
         self,

@@ -152,9 +152,7 @@ class Spec:
         capture: bool,
     ) -> None:
         """Count tokens the provider did not report, and keep the prompt if asked to."""
-        prompt = (
-            _argument(self.input_param, args, kwargs) if self.input_param else None
-        )
+        prompt = _argument(self.input_param, args, kwargs) if self.input_param else None
         if call.output_text is not None and (
             call.usage is None or "output_tokens" not in call.usage
         ):
@@ -187,7 +185,9 @@ class Spec:
             call.query = query if isinstance(query, str) else None
 
 
-def instrument(runtime: Runtime, spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
+def instrument(
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+) -> Callable[..., Any]:
     """Wrap ``fn`` so each call makes one span and one log event."""
     if inspect.isasyncgenfunction(fn):
         wrapper: Callable[..., Any] = _async_generator_wrapper(runtime, spec, fn)
@@ -200,7 +200,9 @@ def instrument(runtime: Runtime, spec: Spec, fn: Callable[..., Any]) -> Callable
     return functools.wraps(fn)(wrapper)
 
 
-def _function_wrapper(runtime: Runtime, spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _function_wrapper(
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
@@ -220,7 +222,9 @@ def _function_wrapper(runtime: Runtime, spec: Spec, fn: Callable[..., Any]) -> C
     return wrapper
 
 
-def _coroutine_wrapper(runtime: Runtime, spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _coroutine_wrapper(
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
@@ -255,7 +259,11 @@ def _settle(
         kind = stream_kind(result)
         if kind is not None:
             finish = _Finisher(tel, spec, call, span, started, args, kwargs)
-            return TracedStream(result, finish) if kind == "sync" else TracedAsyncStream(result, finish)
+            return (
+                TracedStream(result, finish)
+                if kind == "sync"
+                else TracedAsyncStream(result, finish)
+            )
     spec.observe(call, result, args, kwargs, tel.capture)
     tel.end(call, span, started)
     return result
@@ -264,7 +272,17 @@ def _settle(
 class _Finisher:
     """Ends a streamed call once, whichever way the stream ends."""
 
-    __slots__ = ("args", "call", "done", "kwargs", "span", "spec", "started", "state", "tel")
+    __slots__ = (
+        "args",
+        "call",
+        "done",
+        "kwargs",
+        "span",
+        "spec",
+        "started",
+        "state",
+        "tel",
+    )
 
     def __init__(
         self,
@@ -292,7 +310,9 @@ class _Finisher:
         except Exception as exc:
             self.call.unread = f"reading a {type(chunk).__name__} chunk failed: {exc!r}"
 
-    def finish(self, error: BaseException | None = None, *, early: bool = False) -> None:
+    def finish(
+        self, error: BaseException | None = None, *, early: bool = False
+    ) -> None:
         if self.done:
             return
         self.done = True
@@ -418,7 +438,9 @@ class TracedAsyncStream:
             finisher.finish(early=True)
 
 
-def _generator_wrapper(runtime: Runtime, spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _generator_wrapper(
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
@@ -469,7 +491,9 @@ def _generator_wrapper(runtime: Runtime, spec: Spec, fn: Callable[..., Any]) -> 
     return wrapper
 
 
-def _async_generator_wrapper(runtime: Runtime, spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _async_generator_wrapper(
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
@@ -482,7 +506,9 @@ def _async_generator_wrapper(runtime: Runtime, spec: Spec, fn: Callable[..., Any
             while True:
                 token = tel.activate(span)
                 try:
-                    item = await (gen.athrow(throw) if throw is not None else gen.asend(sent))
+                    item = await (
+                        gen.athrow(throw) if throw is not None else gen.asend(sent)
+                    )
                 finally:
                     tel.deactivate(token)
                 throw = None
@@ -507,7 +533,16 @@ def _async_generator_wrapper(runtime: Runtime, spec: Spec, fn: Callable[..., Any
 class TraceBlock:
     """``with aisys.trace(...)`` / ``async with``: a parent span and a scope for calls inside."""
 
-    __slots__ = ("_call", "_runtime", "_scope", "_scope_token", "_span", "_started", "_tel", "_token")
+    __slots__ = (
+        "_call",
+        "_runtime",
+        "_scope",
+        "_scope_token",
+        "_span",
+        "_started",
+        "_tel",
+        "_token",
+    )
 
     def __init__(
         self,
@@ -523,7 +558,13 @@ class TraceBlock:
         self._scope = (
             parent.nested(name, user_id, session_id, tags, metadata)
             if parent is not None
-            else Scope(name, user_id, session_id, tuple(dict.fromkeys(tags)), dict(metadata or {}))
+            else Scope(
+                name,
+                user_id,
+                session_id,
+                tuple(dict.fromkeys(tags)),
+                dict(metadata or {}),
+            )
         )
         self._runtime = runtime
 
@@ -575,12 +616,20 @@ def _parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
         return []
 
 
-def _find(params: list[inspect.Parameter], names: tuple[str, ...]) -> tuple[str, int | None] | None:
+def _find(
+    params: list[inspect.Parameter], names: tuple[str, ...]
+) -> tuple[str, int | None] | None:
     """The first parameter called one of ``names``: its name and position, if positional."""
     for wanted in names:
         for index, param in enumerate(params):
-            if param.name == wanted and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                positional = param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
+            if param.name == wanted and param.kind not in (
+                param.VAR_POSITIONAL,
+                param.VAR_KEYWORD,
+            ):
+                positional = param.kind in (
+                    param.POSITIONAL_ONLY,
+                    param.POSITIONAL_OR_KEYWORD,
+                )
                 return wanted, index if positional else None
     return None
 
@@ -596,7 +645,9 @@ def _first_argument(params: list[inspect.Parameter]) -> tuple[str, int | None] |
     return None
 
 
-def _argument(param: tuple[str, int | None], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+def _argument(
+    param: tuple[str, int | None], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> Any:
     name, index = param
     if name in kwargs:
         return kwargs[name]
@@ -612,9 +663,9 @@ def _estimate_usage(call: Call, prompt: Any) -> None:
     model = call.request_model or call.response_model
     text = call.output_text or ""
     input_tokens = None
-    if isinstance(prompt, str):
-        input_tokens = count_tokens(prompt, model)
-    elif isinstance(prompt, list | tuple) and all(isinstance(m, Mapping) for m in prompt):
+    if isinstance(prompt, str) or (
+        isinstance(prompt, list | tuple) and all(isinstance(m, Mapping) for m in prompt)
+    ):
         input_tokens = count_tokens(prompt, model)
     call.set_usage(input_tokens=input_tokens, output_tokens=count_tokens(text, model))
     call.estimated = True
@@ -623,8 +674,14 @@ def _estimate_usage(call: Call, prompt: Any) -> None:
 def _score(doc: Any) -> float | None:
     if isinstance(doc, tuple) and len(doc) == 2 and isinstance(doc[1], int | float):
         return float(doc[1])
-    value = doc.get("score") if isinstance(doc, Mapping) else getattr(doc, "score", None)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    value = (
+        doc.get("score") if isinstance(doc, Mapping) else getattr(doc, "score", None)
+    )
+    return (
+        float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else None
+    )
 
 
 def _document(doc: Any) -> dict[str, Any]:

@@ -124,9 +124,7 @@ def _config_error(exc: ValidationError) -> ConfigError:
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         field = loc[0] if loc else None
-        where = (
-            f"{field} (env {_ENV_PREFIX}{field.upper()})" if field else "settings"
-        )
+        where = f"{field} (env {_ENV_PREFIX}{field.upper()})" if field else "settings"
         got = error.get("input")
         reason = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

@@ -37,7 +37,9 @@ __all__ = ["Captured", "ScriptedModel", "capture", "scripted"]
 class Captured:
     """The spans, log events and metrics recorded inside one `capture()` block."""
 
-    def __init__(self, exporter: InMemorySpanExporter, reader: InMemoryMetricReader) -> None:
+    def __init__(
+        self, exporter: InMemorySpanExporter, reader: InMemoryMetricReader
+    ) -> None:
         self._exporter = exporter
         self._reader = reader
         self.logs: list[dict[str, Any]] = []

@@ -114,8 +114,9 @@ def count_tokens(
     if isinstance(text_or_messages, str):
         return len(encoding.encode_ordinary(text_or_messages))
     total = _REPLY_PRIMING
-    for message in text_or_messages:
-        fields = (
+    messages: Iterable[Any] = text_or_messages
+    for message in messages:
+        fields: Mapping[str, Any] = (
             message
             if isinstance(message, Mapping)
             else message.model_dump(exclude_none=True)

@@ -13,7 +13,14 @@ from typing import Any, Literal, Protocol
 
 from aisys.call import Call
 
-__all__ = ["ResultReader", "StreamState", "field", "read_chunk", "read_result", "stream_kind"]
+__all__ = [
+    "ResultReader",
+    "StreamState",
+    "field",
+    "read_chunk",
+    "read_result",
+    "stream_kind",
+]
 
 StreamKind = Literal["sync", "async"]
 

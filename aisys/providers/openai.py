@@ -60,12 +60,18 @@ class _OpenAIReader:
         call.response_id = _str(field(result, "id"))
         choices = field(result, "choices") or ()
         call.finish_reasons = tuple(
-            reason for choice in choices if (reason := _str(field(choice, "finish_reason")))
+            reason
+            for choice in choices
+            if (reason := _str(field(choice, "finish_reason")))
         )
         if choices:
             first = choices[0]
             message = field(first, "message")
-            text = field(message, "content") if message is not None else field(first, "text")
+            text = (
+                field(message, "content")
+                if message is not None
+                else field(first, "text")
+            )
             call.output_text = text if isinstance(text, str) else None
         _read_usage(call, field(result, "usage"))
         return True

@@ -195,7 +195,7 @@ def _describe(span: ReadableSpan) -> str:
             tokens += " (estimated)"
         parts.append(tokens)
     if A.AISYS_RETRIEVAL_DOCUMENTS_COUNT in attrs:
-        parts.append(f"docs={attrs[A.AISYS_RETRIEVAL_DOCUMENTS_COUNT]}")
+        parts.append(f"docs={attrs[A.AISYS_RETRIEVAL_DOCUMENTS_COUNT]!s}")
     status = span.status.status_code.name
     if status == "ERROR":
         parts.append(f"ERROR {attrs.get(A.ERROR_TYPE, '')}".rstrip())

@@ -55,7 +55,9 @@ class EventLog:
     def emit(self, event: str, fields: dict[str, Any], *, failed: bool) -> None:
         """Send one event, at warning level for failed calls, info otherwise."""
         if self.sink is not None:
-            self.sink.append({"event": event, "log_level": "warning" if failed else "info", **fields})
+            self.sink.append(
+                {"event": event, "log_level": "warning" if failed else "info", **fields}
+            )
             return
         logger: Any = (
             structlog.get_logger("aisys") if structlog.is_configured() else self._own

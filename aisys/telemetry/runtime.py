@@ -69,7 +69,9 @@ class Telemetry:
         if self._own_providers or self._processors:
             atexit.register(self.shutdown)
 
-    def _choose_tracer_provider(self, settings: Settings) -> trace.TracerProvider | None:
+    def _choose_tracer_provider(
+        self, settings: Settings
+    ) -> trace.TracerProvider | None:
         host = trace.get_tracer_provider()
         if not isinstance(host, trace.ProxyTracerProvider):
             self._flushables.append(host)
@@ -95,7 +97,9 @@ class Telemetry:
         self._own_providers.append(own)
         return own
 
-    def _choose_meter_provider(self, settings: Settings) -> metrics.MeterProvider | None:
+    def _choose_meter_provider(
+        self, settings: Settings
+    ) -> metrics.MeterProvider | None:
         host = metrics.get_meter_provider()
         host_is_set = type(host).__name__ != "_ProxyMeterProvider"
         if host_is_set or "otlp" not in settings.exporters:
@@ -155,7 +159,10 @@ class Telemetry:
                 if call.error is not None:
                     span.record_exception(call.error)
                     span.set_status(
-                        Status(StatusCode.ERROR, f"{error_type(call.error)}: {call.error}"[:500])
+                        Status(
+                            StatusCode.ERROR,
+                            f"{error_type(call.error)}: {call.error}"[:500],
+                        )
                     )
             span.end()
             self.instruments.record(call, duration)
@@ -164,7 +171,9 @@ class Telemetry:
         except Exception:  # telemetry must never break the call it observes
             _log.debug("aisys could not record a call", exc_info=True)
 
-    def _emit(self, call: Call, span: Span, attrs: dict[str, Any], duration: float) -> None:
+    def _emit(
+        self, call: Call, span: Span, attrs: dict[str, Any], duration: float
+    ) -> None:
         ctx = span.get_span_context()
         fields: dict[str, Any] = {
             "span_name": call.span_name(),

@@ -68,7 +68,11 @@ def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]
     for key, value in call.request_params.items():
         name = _PARAM_ATTRIBUTES.get(key)
         if name is not None and value is not None:
-            attrs[name] = [value] if name == A.GEN_AI_REQUEST_STOP_SEQUENCES and isinstance(value, str) else value
+            attrs[name] = (
+                [value]
+                if name == A.GEN_AI_REQUEST_STOP_SEQUENCES and isinstance(value, str)
+                else value
+            )
     if call.server_address:
         attrs[A.SERVER_ADDRESS] = call.server_address
         if call.server_port:
