@@ -41,6 +41,7 @@ class Call:
         "scores",
         "server_address",
         "server_port",
+        "started_as",
         "stream_chunks",
         "tool_name",
         "top_k",
@@ -84,6 +85,8 @@ class Call:
         self.top_k: int | None = None
         self.error: BaseException | None = None
         self.closed_early = False
+        self.started_as = ""
+        """The span name given at start; the span is renamed if the result changes it."""
         self.stream_chunks: int | None = None
         self.tool_name: str | None = None
         self.unread: str | None = None

@@ -126,8 +126,9 @@ class Telemetry:
 
     def start(self, call: Call, context: otel_context.Context | None = None) -> Span:
         """Open the call's span (not made current)."""
+        call.started_as = call.span_name()
         return self.tracer.start_span(
-            call.span_name(),
+            call.started_as,
             context=context,
             kind=_KINDS[call.kind],
             attributes=start_attributes(call),
@@ -150,11 +151,11 @@ class Telemetry:
         """
         duration = time.perf_counter() - started
         try:
-            named_late = not call.name and not call.request_model
             attrs = end_attributes(call, latest=self.latest, capture=self.capture)
             if span.is_recording():
-                if named_late and call.response_model:
-                    span.update_name(call.span_name())
+                name = call.span_name()
+                if name != call.started_as:
+                    span.update_name(name)
                 span.set_attributes(attrs)
                 if call.error is not None:
                     span.record_exception(call.error)

@@ -57,6 +57,8 @@ def start_attributes(call: Call) -> dict[str, Any]:
 def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]:
     """Attributes learnt from the result (or the failure) of the call."""
     attrs: dict[str, Any] = {}
+    if call.operation:
+        attrs[A.GEN_AI_OPERATION_NAME] = call.operation
     if call.provider:
         attrs[A.GEN_AI_PROVIDER_NAME] = call.provider
     if call.response_model:
