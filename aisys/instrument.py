@@ -689,9 +689,10 @@ def _document(doc: Any) -> dict[str, Any]:
     score = _score(doc)
     if isinstance(doc, tuple) and len(doc) == 2:
         doc = doc[0]
+    ident = None
     if isinstance(doc, str):
-        return {"content": doc}
-    if isinstance(doc, Mapping):
+        content: Any = doc
+    elif isinstance(doc, Mapping):
         content = doc.get("content", doc.get("text", doc.get("page_content")))
         ident = doc.get("id")
     else:

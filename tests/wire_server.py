@@ -41,6 +41,15 @@ class Request:
     at: float
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up mid-stream are part of the tests, not server errors."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 class WireServer:
     """A threaded server on 127.0.0.1:<free port>; use as a context manager."""
 
@@ -68,7 +77,7 @@ class WireServer:
                     reply = server.replies.popleft() if server.replies else Reply()
                 server.answer(self, body, reply)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
