@@ -10,7 +10,8 @@ Importing aisys does no I/O, starts no thread and reads no file; heavier parts
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from aisys import context
 from aisys._runtime import Runtime
@@ -33,7 +34,7 @@ from aisys.errors import (
     ServerError,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from aisys.metering.tokens import count_tokens
     from aisys.settings import Settings
     from aisys.types import ChatResponse, Cost, Document, Message, Usage
@@ -95,14 +96,12 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         msg = f"module 'aisys' has no attribute {name!r}"
         raise AttributeError(msg)
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -29,7 +29,9 @@ def fixture_server(_wire: WireServer) -> Iterator[WireServer]:
 @pytest.fixture(name="client")
 def fixture_client(server: WireServer) -> Iterator[openai.OpenAI]:
     """The official OpenAI client pointed at the loopback server, no retries."""
-    client = openai.OpenAI(api_key="sk-test-not-a-key", base_url=server.base_url, max_retries=0)
+    client = openai.OpenAI(
+        api_key="sk-test-not-a-key", base_url=server.base_url, max_retries=0
+    )
     yield client
     client.close()
 
@@ -37,7 +39,9 @@ def fixture_client(server: WireServer) -> Iterator[openai.OpenAI]:
 @pytest.fixture(name="aclient")
 async def fixture_aclient(server: WireServer) -> AsyncIterator[openai.AsyncOpenAI]:
     """The official async OpenAI client pointed at the loopback server, no retries."""
-    client = openai.AsyncOpenAI(api_key="sk-test-not-a-key", base_url=server.base_url, max_retries=0)
+    client = openai.AsyncOpenAI(
+        api_key="sk-test-not-a-key", base_url=server.base_url, max_retries=0
+    )
     yield client
     await client.close()
 
@@ -45,7 +49,10 @@ async def fixture_aclient(server: WireServer) -> AsyncIterator[openai.AsyncOpenA
 @pytest.fixture(autouse=True)
 def _fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with default settings read anew and ends with exporters closed."""
-    for name in ("OTEL_SEMCONV_STABILITY_OPT_IN", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"):
+    for name in (
+        "OTEL_SEMCONV_STABILITY_OPT_IN",
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    ):
         monkeypatch.delenv(name, raising=False)
     aisys._DEFAULT.shutdown(2.0)
     aisys._DEFAULT._settings = None

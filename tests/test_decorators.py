@@ -73,8 +73,12 @@ def test_plain_string_is_counted_with_tiktoken(seen: Captured) -> None:
 
     attrs = seen.span("chat gpt-4o-mini").attributes
     assert attrs["aisys.usage.estimated"] is True
-    assert attrs["gen_ai.usage.output_tokens"] == aisys.count_tokens("It takes five business days.", "gpt-4o-mini")
-    assert attrs["gen_ai.usage.input_tokens"] == aisys.count_tokens("How long do refunds take?", "gpt-4o-mini")
+    assert attrs["gen_ai.usage.output_tokens"] == aisys.count_tokens(
+        "It takes five business days.", "gpt-4o-mini"
+    )
+    assert attrs["gen_ai.usage.input_tokens"] == aisys.count_tokens(
+        "How long do refunds take?", "gpt-4o-mini"
+    )
     assert attrs["gen_ai.provider.name"] == "openai"
 
 
@@ -97,7 +101,9 @@ def test_methods_sync_and_async(seen: Captured) -> None:
     assert bot.ask("q").text == "ok"
     assert asyncio.run(bot.aask("q")) == "async ok"
 
-    assert seen.span("chat scripted-model").attributes["gen_ai.usage.output_tokens"] == 1
+    assert (
+        seen.span("chat scripted-model").attributes["gen_ai.usage.output_tokens"] == 1
+    )
     assert seen.span("bot.aask").attributes["aisys.usage.estimated"] is True
 
 
@@ -116,7 +122,9 @@ def test_generator_span_ends_when_iteration_ends(seen: Captured) -> None:
 
     attrs = seen.span("chat gpt-4o-mini").attributes
     assert attrs["aisys.stream.chunks"] == 3
-    assert attrs["gen_ai.usage.output_tokens"] == aisys.count_tokens("Once upon a time.", "gpt-4o-mini")
+    assert attrs["gen_ai.usage.output_tokens"] == aisys.count_tokens(
+        "Once upon a time.", "gpt-4o-mini"
+    )
 
 
 def test_generator_closed_early(seen: Captured) -> None:
@@ -238,7 +246,10 @@ def test_log_event_matches_its_span(seen: Captured) -> None:
     (event,) = seen.logs
     assert event["trace_id"] == f"{span.context.trace_id:032x}"
     assert event["span_id"] == f"{span.context.span_id:016x}"
-    assert event["gen_ai.usage.output_tokens"] == span.attributes["gen_ai.usage.output_tokens"]
+    assert (
+        event["gen_ai.usage.output_tokens"]
+        == span.attributes["gen_ai.usage.output_tokens"]
+    )
 
 
 def test_nested_calls_are_children() -> None:
@@ -264,7 +275,9 @@ def test_nested_calls_are_children() -> None:
 def test_scripted_helper_counts_prompt() -> None:
     """scripted() fills usage from the prompt and the text."""
     response = scripted("four words right here", prompt="a prompt", model="gpt-4o")
-    assert response.usage.output_tokens == aisys.count_tokens("four words right here", "gpt-4o")
+    assert response.usage.output_tokens == aisys.count_tokens(
+        "four words right here", "gpt-4o"
+    )
     assert response.usage.input_tokens == aisys.count_tokens("a prompt", "gpt-4o")
 
 
@@ -283,11 +296,24 @@ _odd_values = st.recursive(
     | st.floats(allow_nan=True)
     | st.text(max_size=30)
     | st.binary(max_size=10),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["usage", "model", "id", "choices", "object", "prompt_tokens", "completion_tokens", "x"]),
-        inner,
-        max_size=5,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "usage",
+                    "model",
+                    "id",
+                    "choices",
+                    "object",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
     ),
     max_leaves=12,
 )

@@ -88,7 +88,9 @@ def test_console_prints_a_tree_per_trace(capfd: pytest.CaptureFixture[str]) -> N
     assert " ms " in lines[3]
 
 
-def test_none_means_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_none_means_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """exporters=none writes no file and prints nothing."""
     monkeypatch.chdir(tmp_path)
     aisys.configure(exporters="none")
@@ -132,14 +134,18 @@ def test_full_queue_drops_and_counts() -> None:
 
     queued = len(processor._batch_processor._queue)
     assert queued <= 8
-    assert processor.dropped >= 200 - 8 - 8  # at most one batch can be in the exporter's hands
+    assert (
+        processor.dropped >= 200 - 8 - 8
+    )  # at most one batch can be in the exporter's hands
     exporter.release.set()
     provider.shutdown()
 
 
 def test_flush_and_shutdown_never_hang(tmp_path: Path) -> None:
     """flush(timeout) gives up and says so when the exporter does not answer."""
-    runtime = aisys.Runtime(aisys.Settings(exporters=["jsonl"], jsonl_path=tmp_path / "t.jsonl"))
+    runtime = aisys.Runtime(
+        aisys.Settings(exporters=["jsonl"], jsonl_path=tmp_path / "t.jsonl")
+    )
     telemetry = runtime.telemetry
     exporter = _SlowExporter()
     processor = BoundedBatchSpanProcessor(exporter, 16)
@@ -156,7 +162,9 @@ def test_flush_and_shutdown_never_hang(tmp_path: Path) -> None:
     runtime.shutdown(0.3)
     elapsed = time.monotonic() - started
     exporter.release.set()
-    assert elapsed < 20  # bounded, not a timing assertion on speed: it would otherwise hang for 30 s
+    assert (
+        elapsed < 20
+    )  # bounded, not a timing assertion on speed: it would otherwise hang for 30 s
 
 
 def test_spans_are_flushed_at_exit(tmp_path: Path) -> None:
@@ -192,9 +200,18 @@ def test_environment_configures_exporters(tmp_path: Path) -> None:
         answer()
         """
     )
-    env = {"AISYS_EXPORTERS": "jsonl", "AISYS_JSONL_PATH": "env.jsonl", "OTEL_SERVICE_NAME": "from-env", "PATH": ""}
-    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=60)
-    (record,) = [json.loads(line) for line in (tmp_path / "env.jsonl").read_text().splitlines()]
+    env = {
+        "AISYS_EXPORTERS": "jsonl",
+        "AISYS_JSONL_PATH": "env.jsonl",
+        "OTEL_SERVICE_NAME": "from-env",
+        "PATH": "",
+    }
+    subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=60
+    )
+    (record,) = [
+        json.loads(line) for line in (tmp_path / "env.jsonl").read_text().splitlines()
+    ]
     assert record["resource"]["service.name"] == "from-env"
 
 
@@ -210,13 +227,17 @@ async def test_otlp_reaches_a_real_receiver(monkeypatch: pytest.MonkeyPatch) -> 
 
     port = _free_port()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
-    async with OtelTapHttpProtobufReceiver(OtelTapHttpProtobufReceiverSettings(http_port=port)) as receiver:
+    async with OtelTapHttpProtobufReceiver(
+        OtelTapHttpProtobufReceiverSettings(http_port=port)
+    ) as receiver:
         # The receiver hands over only what arrives while someone waits: wait first.
         span_arrives = asyncio.ensure_future(
             receiver.await_trace(lambda s: s.name == "chat gpt-4o-mini", timeout=20)
         )
         metric_arrives = asyncio.ensure_future(
-            receiver.await_metric(lambda m: m.name == "gen_ai.client.token.usage", timeout=20)
+            receiver.await_metric(
+                lambda m: m.name == "gen_ai.client.token.usage", timeout=20
+            )
         )
         await asyncio.sleep(0)
         aisys.configure(exporters="otlp", service_name="otlp-test")

@@ -9,7 +9,11 @@ import textwrap
 
 def _run(script: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -157,4 +161,6 @@ def test_stdlib_logging_gets_json_events_when_enabled() -> None:
     assert event["event"] == "gen_ai.call"
     assert event["level"] == "info"
     assert event["aisys.usage.estimated"] is True
-    assert event["trace_id"] is None  # no provider anywhere: no trace, the event still comes
+    assert (
+        event["trace_id"] is None
+    )  # no provider anywhere: no trace, the event still comes

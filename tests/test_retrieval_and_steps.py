@@ -100,7 +100,9 @@ def test_non_list_result_is_explained(seen: Captured) -> None:
         return 42
 
     assert search("q") == 42
-    assert "expected a list" in seen.span("retrieval").attributes["aisys.response.unread"]
+    assert (
+        "expected a list" in seen.span("retrieval").attributes["aisys.response.unread"]
+    )
 
 
 def test_traced_step_is_internal(seen: Captured) -> None:

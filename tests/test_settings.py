@@ -33,15 +33,28 @@ def test_configure_returns_settings_and_accepts_lists() -> None:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"capture_content": "ful"}, ["capture_content", "AISYS_CAPTURE_CONTENT", "'ful'", "'off', 'redacted' or 'full'"]),
-        ({"exporters": "console,zipkin"}, ["exporters", "'zipkin'", "'console', 'jsonl' or 'otlp'"]),
+        (
+            {"capture_content": "ful"},
+            [
+                "capture_content",
+                "AISYS_CAPTURE_CONTENT",
+                "'ful'",
+                "'off', 'redacted' or 'full'",
+            ],
+        ),
+        (
+            {"exporters": "console,zipkin"},
+            ["exporters", "'zipkin'", "'console', 'jsonl' or 'otlp'"],
+        ),
         ({"exporters": "none,jsonl"}, ["'none' cannot be combined"]),
         ({"log_format": "xml"}, ["log_format", "'xml'", "'json' or 'console'"]),
         ({"max_queue_size": 0}, ["max_queue_size", "greater than 0"]),
         ({"exporter": "console"}, ["unknown setting 'exporter'", "exporters"]),
     ],
 )
-def test_bad_values_name_field_value_and_allowed(fields: dict[str, object], expected: list[str]) -> None:
+def test_bad_values_name_field_value_and_allowed(
+    fields: dict[str, object], expected: list[str]
+) -> None:
     """A ConfigError says which field, what value, and what is allowed."""
     with pytest.raises(aisys.ConfigError) as raised:
         aisys.configure(**fields)
@@ -68,8 +81,13 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert aisys.configure(capture_content="off").capture_content == "off"
 
 
-@pytest.mark.parametrize(("value", "mode"), [("NO_CONTENT", "off"), ("span_only", "full"), ("true", "full"), ("false", "off")])
-def test_otel_capture_variable(monkeypatch: pytest.MonkeyPatch, value: str, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [("NO_CONTENT", "off"), ("span_only", "full"), ("true", "full"), ("false", "off")],
+)
+def test_otel_capture_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, mode: str
+) -> None:
     """OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is honoured."""
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
     assert aisys.Settings().capture_content == mode
@@ -77,7 +95,9 @@ def test_otel_capture_variable(monkeypatch: pytest.MonkeyPatch, value: str, mode
 
 def test_aisys_variable_wins_over_otel(monkeypatch: pytest.MonkeyPatch) -> None:
     """An explicit AISYS_CAPTURE_CONTENT beats the OTel variable."""
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    monkeypatch.setenv(
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY"
+    )
     monkeypatch.setenv("AISYS_CAPTURE_CONTENT", "off")
     assert aisys.Settings().capture_content == "off"
 
@@ -114,7 +134,11 @@ def test_bad_env_value_fails_on_first_use_not_import(tmp_path: Path) -> None:
     assert "'kafka'" in lines[1]
 
 
-@given(st.text(max_size=20).filter(lambda v: v.strip().lower() not in {"off", "redacted", "full"}))
+@given(
+    st.text(max_size=20).filter(
+        lambda v: v.strip().lower() not in {"off", "redacted", "full"}
+    )
+)
 def test_any_other_capture_value_is_rejected(value: str) -> None:
     """Only off, redacted and full are accepted."""
     with pytest.raises(aisys.ConfigError):

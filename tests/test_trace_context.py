@@ -18,7 +18,13 @@ def answer(question: str) -> str:
 
 def test_calls_inherit_the_trace(seen: Captured) -> None:
     """User, session, tags and metadata reach the call spans and their log events."""
-    with aisys.trace("answer-ticket", user_id="u-1", session_id="s-9", tags=["support"], metadata={"ticket": 42}) as t:
+    with aisys.trace(
+        "answer-ticket",
+        user_id="u-1",
+        session_id="s-9",
+        tags=["support"],
+        metadata={"ticket": 42},
+    ) as t:
         answer("q")
 
     root = seen.span("answer-ticket")
@@ -72,7 +78,9 @@ def test_error_inside_the_block(seen: Captured) -> None:
 async def test_async_with(seen: Captured) -> None:
     """`async with` works the same, across awaits and tasks."""
     async with aisys.trace("async-ticket", user_id="u-2"):
-        await asyncio.gather(asyncio.to_thread(aisys.context.wrap(answer), "a"), asyncio.sleep(0))
+        await asyncio.gather(
+            asyncio.to_thread(aisys.context.wrap(answer), "a"), asyncio.sleep(0)
+        )
 
         @aisys.traced_llm(model="m2")
         async def aanswer() -> str:

@@ -104,7 +104,9 @@ class WireServer:
 
     # -- answering --------------------------------------------------------------------
 
-    def answer(self, h: BaseHTTPRequestHandler, body: dict[str, Any], reply: Reply) -> None:
+    def answer(
+        self, h: BaseHTTPRequestHandler, body: dict[str, Any], reply: Reply
+    ) -> None:
         if reply.delay_s:
             time.sleep(reply.delay_s)
         if reply.raw is not None:
@@ -112,17 +114,41 @@ class WireServer:
             return
         if reply.status >= 400 or reply.body is not None:
             payload = reply.body if reply.body is not None else _error(reply.status)
-            self._send(h, reply.status, json.dumps(payload).encode(), "application/json", reply.headers)
+            self._send(
+                h,
+                reply.status,
+                json.dumps(payload).encode(),
+                "application/json",
+                reply.headers,
+            )
             return
         if h.path.endswith("/embeddings"):
-            self._send(h, 200, json.dumps(_embeddings(body)).encode(), "application/json", reply.headers)
+            self._send(
+                h,
+                200,
+                json.dumps(_embeddings(body)).encode(),
+                "application/json",
+                reply.headers,
+            )
         elif body.get("stream"):
             self._stream(h, body, reply)
         else:
-            self._send(h, 200, json.dumps(_completion(body, reply.text)).encode(), "application/json", reply.headers)
+            self._send(
+                h,
+                200,
+                json.dumps(_completion(body, reply.text)).encode(),
+                "application/json",
+                reply.headers,
+            )
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        data: bytes,
+        content_type: str,
+        headers: dict[str, str],
+    ) -> None:
         h.send_response(status)
         h.send_header("content-type", content_type)
         h.send_header("content-length", str(len(data)))
@@ -146,10 +172,33 @@ class WireServer:
             h.wfile.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
             h.wfile.flush()
 
-        base = {"id": "chatcmpl-stream-1", "object": "chat.completion.chunk", "created": 1, "model": model}
-        event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+        base = {
+            "id": "chatcmpl-stream-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": model,
+        }
+        event(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        )
         for piece in pieces:
-            event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+            event(
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+                    ],
+                }
+            )
         event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if reply.include_usage if reply.include_usage is not None else wants_usage:
@@ -160,7 +209,9 @@ class WireServer:
 
 
 def _usage(body: dict[str, Any], text: str) -> dict[str, Any]:
-    prompt = sum(len(str(m.get("content", "")).split()) + 3 for m in body.get("messages", []))
+    prompt = sum(
+        len(str(m.get("content", "")).split()) + 3 for m in body.get("messages", [])
+    )
     completion = len(text.split())
     return {
         "prompt_tokens": prompt,
@@ -198,7 +249,10 @@ def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
             {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
             for i, _ in enumerate(inputs)
         ],
-        "usage": {"prompt_tokens": sum(len(str(t).split()) for t in inputs), "total_tokens": 0},
+        "usage": {
+            "prompt_tokens": sum(len(str(t).split()) for t in inputs),
+            "total_tokens": 0,
+        },
     }
 
 
