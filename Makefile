@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	cd examples && ../$(PY) support_bot.py
+	$(PY) examples/support_bot.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check aisys tests benchmarks examples

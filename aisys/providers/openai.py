@@ -107,7 +107,7 @@ class _OpenAIReader:
 
 def _object_kind(obj: Any) -> str | None:
     """``response``, ``chunk``, ``embeddings`` or None for a non-OpenAI object."""
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):
         tag = obj.get("object")
     elif _is_openai_object(obj):
         tag = getattr(obj, "object", None)
