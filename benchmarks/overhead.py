@@ -25,7 +25,11 @@ from typing import Any
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 
 import aisys
 
@@ -33,7 +37,13 @@ RESPONSE = {
     "id": "chatcmpl-1",
     "object": "chat.completion",
     "model": "gpt-4o-mini-2024-07-18",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Five days."}, "finish_reason": "stop"}],
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Five days."},
+            "finish_reason": "stop",
+        }
+    ],
     "usage": {"prompt_tokens": 42, "completion_tokens": 3, "total_tokens": 45},
 }
 
@@ -65,13 +75,17 @@ def build() -> dict[str, Callable[[], Any]]:
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(Discard()))
     tracer = provider.get_tracer("bench")
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
+    meter_provider = MeterProvider(
+        metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False
+    )
 
     def raw_span() -> Any:
         with tracer.start_as_current_span("chat gpt-4o-mini"):
             return bare("q")
 
-    same = aisys.Runtime(aisys.Settings(), tracer_provider=provider, meter_provider=meter_provider)
+    same = aisys.Runtime(
+        aisys.Settings(), tracer_provider=provider, meter_provider=meter_provider
+    )
     traced = same.traced_llm(model="gpt-4o-mini")(bare)
     span_only_rt = aisys.Runtime(aisys.Settings(), tracer_provider=provider)
     span_only = span_only_rt.traced_llm(model="gpt-4o-mini")(bare)
@@ -94,7 +108,9 @@ def build() -> dict[str, Callable[[], Any]]:
     def run_gen() -> Any:
         return list(gtraced("q"))
 
-    logged_rt = aisys.Runtime(aisys.Settings(), tracer_provider=provider, meter_provider=meter_provider)
+    logged_rt = aisys.Runtime(
+        aisys.Settings(), tracer_provider=provider, meter_provider=meter_provider
+    )
     logged = logged_rt.traced_llm(model="gpt-4o-mini")(bare)
     aisys_logger = logging.getLogger("aisys")
 
@@ -107,7 +123,10 @@ def build() -> dict[str, Callable[[], Any]]:
             aisys_logger.setLevel(logging.WARNING)
 
     tmp = Path(tempfile.mkdtemp())
-    jsonl_rt = aisys.Runtime(aisys.Settings(exporters=["jsonl"], jsonl_path=tmp / "bench.jsonl"), meter_provider=meter_provider)
+    jsonl_rt = aisys.Runtime(
+        aisys.Settings(exporters=["jsonl"], jsonl_path=tmp / "bench.jsonl"),
+        meter_provider=meter_provider,
+    )
     jsonl = jsonl_rt.traced_llm(model="gpt-4o-mini")(bare)
     none_rt = aisys.Runtime(aisys.Settings(exporters=()))
     nothing = none_rt.traced_llm(model="gpt-4o-mini")(bare)
@@ -118,8 +137,12 @@ def build() -> dict[str, Callable[[], Any]]:
         "bare call": lambda: bare("q"),
         "raw OTel span (BatchSpanProcessor, discarding exporter)": raw_span,
         "@traced_llm sync (same exporter; span + metrics)": lambda: traced("q"),
-        "@traced_llm sync (same exporter; span, metrics to no-op meter)": lambda: span_only("q"),
-        "bare async call (run on an event loop)": lambda: loop.run_until_complete(abare("q")),
+        "@traced_llm sync (same exporter; span, metrics to no-op meter)": lambda: (
+            span_only("q")
+        ),
+        "bare async call (run on an event loop)": lambda: loop.run_until_complete(
+            abare("q")
+        ),
         "@traced_llm async (same exporter)": run_async,
         "bare generator, 2 chunks": lambda: list(gen_bare("q")),
         "@traced_llm generator, 2 chunks (same exporter)": run_gen,
@@ -129,7 +152,9 @@ def build() -> dict[str, Callable[[], Any]]:
     }
 
 
-def time_rounds(scenarios: dict[str, Callable[[], Any]], rounds: int, batch: int) -> dict[str, float]:
+def time_rounds(
+    scenarios: dict[str, Callable[[], Any]], rounds: int, batch: int
+) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in scenarios}
     for _ in range(rounds):
         for name, fn in scenarios.items():
@@ -140,7 +165,9 @@ def time_rounds(scenarios: dict[str, Callable[[], Any]], rounds: int, batch: int
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def memory(scenarios: dict[str, Callable[[], Any]], calls: int) -> dict[str, tuple[int, int]]:
+def memory(
+    scenarios: dict[str, Callable[[], Any]], calls: int
+) -> dict[str, tuple[int, int]]:
     result = {}
     for name, fn in scenarios.items():
         for _ in range(20_000):
@@ -166,16 +193,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     medians = time_rounds(scenarios, args.rounds, args.batch)
     rss = memory(scenarios, args.calls)
     raw = medians["raw OTel span (BatchSpanProcessor, discarding exporter)"]
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.rounds} rounds x {args.batch} calls; "
-          f"RSS over {args.calls:,} calls after a 20k warm-up\n")
-    print("| scenario | median µs/call | × raw OTel span | RSS before → after (MiB) | growth (KiB) |")
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.rounds} rounds x {args.batch} calls; "
+        f"RSS over {args.calls:,} calls after a 20k warm-up\n"
+    )
+    print(
+        "| scenario | median µs/call | x raw OTel span | RSS before → after (MiB) | growth (KiB) |"
+    )
     print("|---|---:|---:|---:|---:|")
     for name, median in medians.items():
         before, after = rss[name]
-        print(f"| {name} | {median:.2f} | {median / raw:.2f} | {before / 1024:.1f} → {after / 1024:.1f} | {after - before:+d} |")
+        print(
+            f"| {name} | {median:.2f} | {median / raw:.2f} | {before / 1024:.1f} → {after / 1024:.1f} | {after - before:+d} |"
+        )
     if JSONL_RUNTIME is not None:
         dropped = JSONL_RUNTIME.telemetry.dropped_spans
-        print(f"\nexporters=jsonl: {dropped:,} spans dropped (queue full: the file is slower than the loop)")
+        print(
+            f"\nexporters=jsonl: {dropped:,} spans dropped (queue full: the file is slower than the loop)"
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,11 @@ def search(query: str, top_k: int = 2) -> list[dict[str, Any]]:
     """Rank the local documents by words shared with the query."""
     wanted = _words(query)
     scored = [
-        {"id": doc_id, "content": text, "score": len(wanted & _words(text)) / len(wanted)}
+        {
+            "id": doc_id,
+            "content": text,
+            "score": len(wanted & _words(text)) / len(wanted),
+        }
         for doc_id, text in DOCUMENTS.items()
     ]
     scored.sort(key=lambda doc: doc["score"], reverse=True)
@@ -74,7 +78,9 @@ def handle(ticket_id: int, user_id: str, question: str) -> str:
 
 def main() -> None:
     """Answer three questions and flush the traces."""
-    settings = aisys.configure(exporters=["console", "jsonl"], service_name="support-bot")
+    settings = aisys.configure(
+        exporters=["console", "jsonl"], service_name="support-bot"
+    )
     questions = [
         (101, "ana", "How long do refunds take to reach my card?"),
         (102, "ben", "Is shipping free for my order?"),
