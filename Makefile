@@ -23,6 +23,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
+	$(PY) -m mypy --strict tests/typing
 
 unit: $(STAMP)
 	$(PY) -m pytest -q
