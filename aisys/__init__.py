@@ -31,26 +31,43 @@ from aisys.errors import (
     ProviderError,
     ProviderTimeoutError,
     RateLimitError,
+    ResponseFormatError,
     ServerError,
 )
 
 if _typing.TYPE_CHECKING:
+    from aisys.llm import LLM, AsyncChatStream, ChatStream
     from aisys.metering.tokens import count_tokens
     from aisys.settings import Settings
-    from aisys.types import ChatResponse, Cost, Document, Message, Usage
+    from aisys.types import (
+        ChatChunk,
+        ChatRequest,
+        ChatResponse,
+        Cost,
+        Document,
+        EmbeddingResponse,
+        Message,
+        Usage,
+    )
 
 __all__ = [
     "AisysError",
     "AisysWarning",
     "AllTargetsFailedError",
+    "AsyncChatStream",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "ChatChunk",
+    "ChatRequest",
     "ChatResponse",
+    "ChatStream",
     "ConfigError",
     "Cost",
     "Document",
+    "EmbeddingResponse",
     "GuardError",
+    "LLM",
     "Message",
     "OutputValidationError",
     "PromptError",
@@ -58,6 +75,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "RateLimitError",
+    "ResponseFormatError",
     "Runtime",
     "ServerError",
     "Settings",
@@ -86,7 +104,13 @@ traced_retrieval = _DEFAULT.traced_retrieval
 
 # Loaded on first access so that `import aisys` stays cheap (PEP 562).
 _LAZY = {
+    "ChatChunk": "aisys.types",
+    "ChatRequest": "aisys.types",
     "ChatResponse": "aisys.types",
+    "ChatStream": "aisys.llm",
+    "AsyncChatStream": "aisys.llm",
+    "EmbeddingResponse": "aisys.types",
+    "LLM": "aisys.llm",
     "Cost": "aisys.types",
     "Document": "aisys.types",
     "Message": "aisys.types",

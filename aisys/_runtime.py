@@ -7,6 +7,7 @@ settings and tracer provider. Nothing here does I/O until the first call.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -122,6 +123,9 @@ class Runtime:
         """
         with self._lock:
             telemetry, self._telemetry = self._telemetry, None
+        llm = sys.modules.get("aisys.llm")
+        if llm is not None:
+            llm.close_all()
         if telemetry is None:
             return True
         return telemetry.shutdown(timeout)

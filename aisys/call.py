@@ -45,6 +45,7 @@ class Call:
         "stream_chunks",
         "tool_name",
         "top_k",
+        "ttft_s",
         "unread",
         "usage",
     )
@@ -89,6 +90,8 @@ class Call:
         """The span name given at start; the span is renamed if the result changes it."""
         self.stream_chunks: int | None = None
         self.tool_name: str | None = None
+        self.ttft_s: float | None = None
+        """Seconds from the start of a streamed call to its first chunk."""
         self.unread: str | None = None
         """Why the result could not be read, when it could not."""
         self.attributes: dict[str, Any] = {}

@@ -13,7 +13,8 @@ AisysError
 │   ├── RateLimitError                    retryable, .retry_after_s
 │   ├── ServerError                       retryable (5xx)
 │   ├── AuthenticationError
-│   └── BadRequestError
+│   ├── BadRequestError
+│   └── ResponseFormatError               the answer could not be parsed
 └── AllTargetsFailedError                 .errors: one per attempt
 AisysWarning(UserWarning)
 ```
@@ -41,6 +42,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeoutError",
     "RateLimitError",
+    "ResponseFormatError",
     "ServerError",
 ]
 
@@ -145,6 +147,10 @@ class AuthenticationError(ProviderError):
 
 class BadRequestError(ProviderError):
     """The provider rejected the request as malformed (HTTP 400/404/422)."""
+
+
+class ResponseFormatError(ProviderError):
+    """The provider answered something aisys cannot parse: it says what was received."""
 
 
 class AllTargetsFailedError(AisysError):

@@ -10,7 +10,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ChatResponse", "Cost", "Document", "Message", "ToolCall", "Usage"]
+__all__ = [
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "Cost",
+    "Document",
+    "EmbeddingResponse",
+    "Message",
+    "ToolCall",
+    "Usage",
+]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -119,3 +129,49 @@ class Document(BaseModel):
     id: str | None = None
     score: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatChunk(BaseModel):
+    """One piece of a streamed answer: new text, and the finish reason on the last one.
+
+    Added in 0.1.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    text: str = ""
+    finish_reason: str | None = None
+    raw: Any = Field(default=None, repr=False)
+
+
+class EmbeddingResponse(BaseModel):
+    """Vectors for a list of texts, in the order given.
+
+    Added in 0.1.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    vectors: list[list[float]]
+    model: str | None = None
+    provider: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    raw: Any = Field(default=None, repr=False)
+
+
+class ChatRequest(BaseModel):
+    """A provider-neutral chat request: what adapters translate to their wire format.
+
+    ``messages`` are OpenAI-style dicts; ``params`` holds ``temperature``,
+    ``max_tokens``, ``tools`` … and ``extra`` fields passed to the provider as is.
+
+    Added in 0.1.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+    stream: bool = False

@@ -1,27 +1,71 @@
-"""What an adapter offers, and the registry that finds the right one for a result.
+"""What a provider adapter offers, the registry that finds one, and shared translation.
 
-In decorator mode aisys reads whatever the user's function returned. Each provider
-module knows its own SDK objects and JSON shapes; `read_result` asks them in turn, so
-`traced_llm` itself stays provider-neutral.
+An adapter translates: aisys request → ``httpx2.Request``, ``httpx2.Response`` →
+`ChatResponse`, server-sent event → `ChatChunk`. It never sends, retries, caches or
+logs. Third-party adapters register under the entry-point group ``aisys.providers``
+and are found by the ``provider:`` prefix of a model string.
+
+Decorator mode uses the same modules the other way round: `read_result` asks each
+provider whether it recognises what a user's function returned.
 """
 
 from __future__ import annotations
 
+import email.utils
 import functools
-from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aisys.call import Call
+from aisys.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+)
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from aisys.types import (
+        ChatChunk,
+        ChatRequest,
+        ChatResponse,
+        EmbeddingResponse,
+    )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "Provider",
     "ResultReader",
+    "StreamParser",
     "StreamState",
+    "Target",
+    "error_from_response",
     "field",
+    "get_provider",
+    "json_body",
+    "known_providers",
+    "normalise_messages",
+    "parse_model",
     "read_chunk",
     "read_result",
+    "retry_after_s",
     "stream_kind",
+    "transport_errors",
 ]
 
+ENTRY_POINT_GROUP = "aisys.providers"
 StreamKind = Literal["sync", "async"]
 
 
@@ -30,6 +74,310 @@ def field(obj: Any, name: str) -> Any:
     if type(obj) is dict or isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+# -- making calls -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one model lives: provider, model, endpoint and credentials.
+
+    The API key is kept out of ``repr`` so it cannot leak into logs or errors.
+    """
+
+    provider: str
+    model: str
+    base_url: str
+    api_key: str | None = dataclass_field(default=None, repr=False)
+    timeout: float = 60.0
+    headers: Mapping[str, str] = dataclass_field(default_factory=dict, repr=False)
+
+    @property
+    def spec(self) -> str:
+        """``provider:model``, as users write it."""
+        return f"{self.provider}:{self.model}"
+
+
+class StreamParser(Protocol):
+    """Turns one provider's server-sent events into chunks, and the stream into a response."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether the provider signalled the end of the stream."""
+
+    def feed(self, event: str, data: str) -> list[ChatChunk]:
+        """Chunks carried by one event (often one, sometimes none)."""
+
+    def response(self) -> ChatResponse:
+        """Everything received so far, as one response (usage included if sent)."""
+
+
+class Provider(Protocol):
+    """A provider adapter: translation between aisys types and one wire format."""
+
+    name: str
+    """The ``provider:`` prefix, also ``gen_ai.provider.name``."""
+
+    def target(
+        self,
+        model: str,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float,
+        headers: Mapping[str, str],
+    ) -> Target:
+        """Resolve endpoint and credentials (arguments first, then the environment)."""
+
+    def chat_request(self, target: Target, request: ChatRequest) -> httpx2.Request:
+        """The HTTP request for a chat call."""
+
+    def parse_chat(self, target: Target, response: httpx2.Response) -> ChatResponse:
+        """A successful (2xx) chat response, normalised."""
+
+    def stream_parser(self, target: Target) -> StreamParser:
+        """A fresh parser for one streamed chat call."""
+
+    def embed_request(
+        self, target: Target, texts: Sequence[str], extra: Mapping[str, Any]
+    ) -> httpx2.Request:
+        """The HTTP request for an embeddings call."""
+
+    def parse_embed(
+        self, target: Target, response: httpx2.Response
+    ) -> EmbeddingResponse:
+        """A successful (2xx) embeddings response."""
+
+    def transport(self) -> httpx2.BaseTransport | None:
+        """A transport to use instead of the network (the scripted provider), or None."""
+
+    def async_transport(self) -> httpx2.AsyncBaseTransport | None:
+        """The async twin of `transport`."""
+
+
+_BUILTIN: Mapping[str, str] = {
+    "anthropic": "aisys.providers.anthropic",
+    "openai": "aisys.providers.openai",
+    "scripted": "aisys.providers.scripted",
+}
+
+
+@functools.cache
+def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def known_providers() -> list[str]:
+    """Every provider prefix aisys can resolve: built-in and installed plug-ins."""
+    return sorted({*_BUILTIN, *_entry_points()})
+
+
+@functools.cache
+def get_provider(name: str) -> Provider:
+    """The adapter for a ``provider:`` prefix; ConfigError naming the known ones if none."""
+    import importlib
+
+    module = _BUILTIN.get(name)
+    if module is not None:
+        adapter: Provider = importlib.import_module(module).ADAPTER
+        return adapter
+    entry = _entry_points().get(name)
+    if entry is None:
+        msg = (
+            f"unknown provider {name!r}; known providers: "
+            f"{', '.join(known_providers())} (plug-ins register under the "
+            f"{ENTRY_POINT_GROUP!r} entry-point group)"
+        )
+        raise ConfigError(msg, field="model")
+    loaded = entry.load()
+    return loaded() if isinstance(loaded, type) else loaded  # type: ignore[no-any-return]
+
+
+def parse_model(spec: str) -> tuple[str, str]:
+    """Split ``"provider:model"``; the model part may itself contain colons."""
+    provider, sep, model = spec.partition(":")
+    if not sep or not provider or not model:
+        msg = (
+            f"model {spec!r} must be written 'provider:model', e.g. "
+            f"'openai:gpt-4o-mini'; known providers: {', '.join(known_providers())}"
+        )
+        raise ConfigError(msg, field="model")
+    return provider, model
+
+
+def normalise_messages(messages: Any) -> list[dict[str, Any]]:
+    """Messages as OpenAI-style dicts, from a string, dicts, or `aisys.Message` objects."""
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    if isinstance(messages, Mapping) or not isinstance(messages, Sequence):
+        msg = (
+            "messages must be a string or a list of messages "
+            f"({{'role': ..., 'content': ...}} dicts or aisys.Message), got "
+            f"{type(messages).__name__}"
+        )
+        raise TypeError(msg)
+    result = []
+    for index, message in enumerate(messages):
+        if isinstance(message, Mapping):
+            item = dict(message)
+        elif hasattr(message, "model_dump"):
+            item = message.model_dump(exclude_none=True, exclude_defaults=True)
+            item["role"] = message.role
+            if message.tool_calls:
+                item["tool_calls"] = [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call in message.tool_calls
+                ]
+        else:
+            msg = (
+                f"messages[{index}] must be a dict or aisys.Message, "
+                f"got {type(message).__name__}"
+            )
+            raise TypeError(msg)
+        if not isinstance(item.get("role"), str):
+            msg = f"messages[{index}] has no 'role' (system, user, assistant or tool)"
+            raise ValueError(msg)
+        result.append(item)
+    if not result:
+        msg = "messages is empty: give at least one message"
+        raise ValueError(msg)
+    return result
+
+
+def json_body(provider: str, response: httpx2.Response) -> Any:
+    """The response's JSON, or a ResponseFormatError saying what came instead."""
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ResponseFormatError(
+            f"{provider} sent a response that is not JSON: {_describe_body(response)}",
+            provider=provider,
+            status_code=response.status_code,
+        ) from exc
+
+
+def _describe_body(response: httpx2.Response) -> str:
+    content_type = response.headers.get("content-type", "no content-type")
+    body = response.content[:120]
+    return f"HTTP {response.status_code}, {content_type}, {len(response.content)} bytes starting {body!r}"
+
+
+def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP-date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return max(0.0, float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _provider_message(body: Any) -> str | None:
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+    return None
+
+
+def error_from_response(provider: str, response: httpx2.Response) -> ProviderError:
+    """The aisys error for a non-2xx response, with the provider's own message."""
+    status = response.status_code
+    try:
+        detail = _provider_message(response.json())
+    except (ValueError, UnicodeDecodeError):
+        detail = None
+    message = f"{provider} answered HTTP {status}: {detail or _describe_body(response)}"
+    if status == 429:
+        return RateLimitError(
+            message,
+            provider=provider,
+            status_code=status,
+            retry_after_s=retry_after_s(response.headers),
+        )
+    if status in (401, 403):
+        return AuthenticationError(message, provider=provider, status_code=status)
+    if status == 408:
+        return ProviderTimeoutError(message, provider=provider, status_code=status)
+    if status == 409 or status >= 500:
+        return ServerError(message, provider=provider, status_code=status)
+    return BadRequestError(message, provider=provider, status_code=status)
+
+
+@contextmanager
+def transport_errors(provider: str, doing: str = "calling") -> Iterator[None]:
+    """Translate httpx2's exceptions into aisys's, most specific first."""
+    import httpx2
+
+    try:
+        yield
+    except httpx2.TimeoutException as exc:
+        raise ProviderTimeoutError(
+            f"{provider} timed out while {doing} ({type(exc).__name__})",
+            provider=provider,
+        ) from exc
+    except httpx2.SSEError as exc:
+        raise ResponseFormatError(
+            f"{provider} sent a broken event stream while {doing}: {exc}",
+            provider=provider,
+        ) from exc
+    except (httpx2.UnsupportedProtocol, httpx2.InvalidURL) as exc:
+        raise ConfigError(
+            f"base_url for {provider} is not a usable http(s) URL: {exc}",
+            field="base_url",
+        ) from exc
+    except httpx2.DecodingError as exc:
+        raise ResponseFormatError(
+            f"{provider} sent a body that could not be decoded while {doing}: {exc}",
+            provider=provider,
+        ) from exc
+    except (httpx2.TransportError, httpx2.TooManyRedirects) as exc:
+        raise ProviderConnectionError(
+            f"connection to {provider} failed while {doing} ({type(exc).__name__}: {exc})",
+            provider=provider,
+        ) from exc
+    except httpx2.StreamError as exc:
+        raise ProviderConnectionError(
+            f"the {provider} stream was no longer readable while {doing} ({type(exc).__name__})",
+            provider=provider,
+        ) from exc
+
+
+def sse_data(data: str, provider: str) -> Any:
+    """Decode one event's JSON data, or say which event was not JSON."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ResponseFormatError(
+            f"{provider} sent an event whose data is not JSON: {data[:120]!r}",
+            provider=provider,
+        ) from exc
+
+
+# -- reading results in decorator mode ------------------------------------------------
 
 
 class StreamState:
@@ -62,9 +410,9 @@ class ResultReader(Protocol):
 
 @functools.cache
 def _readers() -> tuple[ResultReader, ...]:
-    from aisys.providers import aisys_types, openai
+    from aisys.providers import aisys_types, anthropic, openai
 
-    return (aisys_types.READER, openai.READER)
+    return (aisys_types.READER, openai.READER, anthropic.READER)
 
 
 def read_result(call: Call, result: Any) -> bool:

@@ -1,21 +1,324 @@
-"""OpenAI chat-completions and embeddings shapes, as SDK objects or plain dicts.
+"""OpenAI chat completions and embeddings: the adapter, and the reader for decorator mode.
 
-Decorator mode: reads what a user's function got back from the ``openai`` SDK (or
-any OpenAI-compatible endpoint). Knows nothing of spans or retries.
+Speaks to any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, Ollama, LiteLLM
+proxy). Translation only: builds requests, parses responses and stream events, and
+reads what the official ``openai`` SDK returned to a user's function. No I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from aisys.call import Call
-from aisys.providers.base import StreamKind, StreamState, field
+from aisys.errors import ResponseFormatError, ServerError
+from aisys.providers.base import (
+    StreamKind,
+    StreamState,
+    Target,
+    field,
+    json_body,
+    sse_data,
+)
 
-__all__ = ["READER"]
+if TYPE_CHECKING:
+    import httpx2
+
+    from aisys.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
+
+__all__ = ["ADAPTER", "READER", "OpenAIAdapter"]
 
 PROVIDER = "openai"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _RESPONSE_OBJECTS = frozenset({"chat.completion", "text_completion"})
+# Request parameters sent as they are; anything else goes through ``extra``.
+_PARAMS = (
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "stop",
+    "seed",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "frequency_penalty",
+    "presence_penalty",
+    "n",
+    "user",
+)
+
+
+class OpenAIAdapter:
+    """Chat completions and embeddings in the OpenAI wire format."""
+
+    name = PROVIDER
+    env_prefix = "OPENAI"
+    default_base_url = DEFAULT_BASE_URL
+
+    def target(
+        self,
+        model: str,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float,
+        headers: Mapping[str, str],
+    ) -> Target:
+        """Endpoint and key from the arguments, else ``OPENAI_BASE_URL``/``OPENAI_API_KEY``."""
+        return Target(
+            provider=self.name,
+            model=model,
+            base_url=(
+                base_url
+                or os.environ.get(f"{self.env_prefix}_BASE_URL")
+                or self.default_base_url
+            ).rstrip("/"),
+            api_key=api_key or os.environ.get(f"{self.env_prefix}_API_KEY"),
+            timeout=timeout,
+            headers=dict(headers),
+        )
+
+    def _headers(self, target: Target) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if target.api_key:
+            headers["authorization"] = f"Bearer {target.api_key}"
+        headers.update(target.headers)
+        return headers
+
+    def chat_request(self, target: Target, request: ChatRequest) -> httpx2.Request:
+        """``POST {base_url}/chat/completions``; streams ask for usage in the last chunk."""
+        import httpx2
+
+        body: dict[str, Any] = {"model": target.model, "messages": request.messages}
+        for key in _PARAMS:
+            value = request.params.get(key)
+            if value is not None:
+                body[key] = value
+        if request.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        body.update(request.extra)
+        return httpx2.Request(
+            "POST",
+            f"{target.base_url}/chat/completions",
+            headers=self._headers(target),
+            content=json.dumps(body).encode(),
+        )
+
+    def parse_chat(self, target: Target, response: httpx2.Response) -> ChatResponse:
+        """A chat completion as a `ChatResponse`."""
+        body = json_body(self.name, response)
+        choices = field(body, "choices")
+        if not isinstance(choices, list) or not choices:
+            raise ResponseFormatError(
+                f"{self.name} sent JSON without choices (keys: {sorted(body) if isinstance(body, dict) else type(body).__name__})",
+                provider=self.name,
+                status_code=response.status_code,
+            )
+        message = field(choices[0], "message") or {}
+        return _response(
+            provider=self.name,
+            text=_str(field(message, "content")) or "",
+            tool_calls=_tool_calls(field(message, "tool_calls")),
+            finish_reason=_str(field(choices[0], "finish_reason")),
+            model=_str(field(body, "model")) or target.model,
+            response_id=_str(field(body, "id")),
+            usage=field(body, "usage"),
+            raw=body,
+        )
+
+    def stream_parser(self, target: Target) -> _OpenAIStream:
+        """A parser for one ``stream=true`` chat call."""
+        return _OpenAIStream(self.name, target.model)
+
+    def embed_request(
+        self, target: Target, texts: Sequence[str], extra: Mapping[str, Any]
+    ) -> httpx2.Request:
+        """``POST {base_url}/embeddings``."""
+        import httpx2
+
+        body = {"model": target.model, "input": list(texts), **extra}
+        return httpx2.Request(
+            "POST",
+            f"{target.base_url}/embeddings",
+            headers=self._headers(target),
+            content=json.dumps(body).encode(),
+        )
+
+    def parse_embed(
+        self, target: Target, response: httpx2.Response
+    ) -> EmbeddingResponse:
+        """Vectors in input order, with the tokens the provider counted."""
+        from aisys.types import EmbeddingResponse, Usage
+
+        body = json_body(self.name, response)
+        data = field(body, "data")
+        if not isinstance(data, list):
+            raise ResponseFormatError(
+                f"{self.name} sent an embeddings answer without data",
+                provider=self.name,
+                status_code=response.status_code,
+            )
+        ordered = sorted(data, key=lambda item: field(item, "index") or 0)
+        usage = field(body, "usage")
+        prompt = _int(field(usage, "prompt_tokens"))
+        return EmbeddingResponse(
+            vectors=[list(field(item, "embedding") or ()) for item in ordered],
+            model=_str(field(body, "model")) or target.model,
+            provider=self.name,
+            usage=Usage(input_tokens=prompt or 0, estimated=prompt is None),
+            raw=body,
+        )
+
+    def transport(self) -> httpx2.BaseTransport | None:
+        """The network: no transport of its own."""
+        return None
+
+    def async_transport(self) -> httpx2.AsyncBaseTransport | None:
+        """The network: no transport of its own."""
+        return None
+
+
+class _OpenAIStream:
+    """Chat-completion chunks → `ChatChunk`s; the whole stream → one `ChatResponse`."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.response_id: str | None = None
+        self.parts: list[str] = []
+        self.tools: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: Any = None
+        self.done = False
+
+    @property
+    def complete(self) -> bool:
+        """``[DONE]`` arrived, or at least the finish reason did."""
+        return self.done or self.finish_reason is not None
+
+    def feed(self, event: str, data: str) -> list[ChatChunk]:
+        """One ``data:`` line's chunk."""
+        from aisys.types import ChatChunk
+
+        if data.strip() == "[DONE]":
+            self.done = True
+            return []
+        payload = sse_data(data, self.provider)
+        if isinstance(payload, dict) and payload.get("error"):
+            error = payload["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise ServerError(
+                f"{self.provider} reported an error mid-stream: {message}",
+                provider=self.provider,
+            )
+        self.response_id = self.response_id or _str(field(payload, "id"))
+        self.model = _str(field(payload, "model")) or self.model
+        if field(payload, "usage"):
+            self.usage = field(payload, "usage")
+        chunks = []
+        for choice in field(payload, "choices") or ():
+            delta = field(choice, "delta") or {}
+            text = _str(field(delta, "content")) or ""
+            for call in field(delta, "tool_calls") or ():
+                slot = self.tools.setdefault(
+                    _int(field(call, "index")) or 0,
+                    {"id": "", "name": "", "arguments": []},
+                )
+                function = field(call, "function") or {}
+                slot["id"] = _str(field(call, "id")) or slot["id"]
+                slot["name"] = _str(field(function, "name")) or slot["name"]
+                slot["arguments"].append(_str(field(function, "arguments")) or "")
+            reason = _str(field(choice, "finish_reason"))
+            if reason:
+                self.finish_reason = reason
+            if text or reason:
+                self.parts.append(text)
+                chunks.append(ChatChunk(text=text, finish_reason=reason, raw=payload))
+        return chunks
+
+    def response(self) -> ChatResponse:
+        """The text, tool calls, finish reason and usage received."""
+        from aisys.types import ToolCall
+
+        return _response(
+            provider=self.provider,
+            text="".join(self.parts),
+            tool_calls=tuple(
+                ToolCall(
+                    id=slot["id"],
+                    name=slot["name"],
+                    arguments="".join(slot["arguments"]) or "{}",
+                )
+                for _, slot in sorted(self.tools.items())
+            ),
+            finish_reason=self.finish_reason,
+            model=self.model,
+            response_id=self.response_id,
+            usage=self.usage,
+            raw=None,
+        )
+
+
+def _tool_calls(raw: Any) -> tuple[Any, ...]:
+    from aisys.types import ToolCall
+
+    calls = []
+    for item in raw or ():
+        function = field(item, "function") or {}
+        calls.append(
+            ToolCall(
+                id=_str(field(item, "id")) or "",
+                name=_str(field(function, "name")) or "",
+                arguments=_str(field(function, "arguments")) or "{}",
+            )
+        )
+    return tuple(calls)
+
+
+def _response(
+    *,
+    provider: str,
+    text: str,
+    tool_calls: tuple[Any, ...],
+    finish_reason: str | None,
+    model: str | None,
+    response_id: str | None,
+    usage: Any,
+    raw: Any,
+) -> ChatResponse:
+    """A `ChatResponse`; usage the provider did not send is marked estimated (aisys counts it)."""
+    from aisys.types import ChatResponse, Usage
+
+    prompt = _int(field(usage, "prompt_tokens")) if usage else None
+    completion = _int(field(usage, "completion_tokens")) if usage else None
+    if prompt is None or completion is None:
+        counted = Usage(estimated=True)
+    else:
+        counted = Usage(
+            input_tokens=prompt,
+            output_tokens=completion,
+            cache_read_input_tokens=_int(
+                field(field(usage, "prompt_tokens_details"), "cached_tokens")
+            )
+            or 0,
+            reasoning_output_tokens=_int(
+                field(field(usage, "completion_tokens_details"), "reasoning_tokens")
+            )
+            or 0,
+        )
+    return ChatResponse(
+        text=text,
+        tool_calls=tool_calls,
+        finish_reason=finish_reason,
+        model=model,
+        provider=provider,
+        id=response_id,
+        usage=counted,
+        raw=raw,
+    )
 
 
 def _is_openai_object(obj: Any) -> bool:
@@ -124,4 +427,5 @@ def _object_kind(obj: Any) -> str | None:
     return None
 
 
+ADAPTER = OpenAIAdapter()
 READER = _OpenAIReader()

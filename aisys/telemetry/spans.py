@@ -92,6 +92,9 @@ def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]
         attrs[A.AISYS_STREAM_CLOSED_EARLY] = True
     if call.stream_chunks is not None:
         attrs[A.AISYS_STREAM_CHUNKS] = call.stream_chunks
+    if call.ttft_s is not None:
+        attrs[A.AISYS_STREAM_TTFT_MS] = round(call.ttft_s * 1000, 3)
+        attrs[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.ttft_s
     if call.error is not None:
         attrs[A.ERROR_TYPE] = error_type(call.error)
     if capture:
