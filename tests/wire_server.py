@@ -1,4 +1,4 @@
-"""A loopback HTTP server speaking the OpenAI chat-completions and embeddings protocol.
+"""A loopback HTTP server speaking OpenAI chat completions/embeddings and Anthropic messages.
 
 Real sockets, real JSON and server-sent events, so the official clients (and aisys's
 own adapters) meet the wire format as it is. Tests script replies and faults per
@@ -8,7 +8,10 @@ request; every request is logged with its path, headers, body and arrival time.
 from __future__ import annotations
 
 import json
+import socket
+import sys
 import threading
+import traceback
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,6 +32,15 @@ class Reply:
     delay_s: float = 0.0
     raw: bytes | None = None
     """Bytes sent as is (garbage bodies)."""
+    content_type: str = "application/json"
+    cut_after: int | None = None
+    """For streams: stop after this many text chunks, without finishing."""
+    reset: bool = False
+    """Close the connection without answering."""
+    tool_call: tuple[str, str] | None = None
+    """Answer with a call of this tool (name, JSON arguments) instead of text."""
+    usage: dict[str, int] | None = None
+    """Override the usage numbers (Anthropic keys for /messages)."""
 
 
 @dataclass
@@ -47,7 +59,9 @@ class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError | TimeoutError):
+            traceback.print_exc()
 
 
 class WireServer:
@@ -80,7 +94,8 @@ class WireServer:
         self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.root_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.root_url}/v1"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> WireServer:
@@ -109,8 +124,12 @@ class WireServer:
     ) -> None:
         if reply.delay_s:
             time.sleep(reply.delay_s)
+        if reply.reset:
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
         if reply.raw is not None:
-            self._send(h, reply.status, reply.raw, "application/json", reply.headers)
+            self._send(h, reply.status, reply.raw, reply.content_type, reply.headers)
             return
         if reply.status >= 400 or reply.body is not None:
             payload = reply.body if reply.body is not None else _error(reply.status)
@@ -122,7 +141,18 @@ class WireServer:
                 reply.headers,
             )
             return
-        if h.path.endswith("/embeddings"):
+        if h.path.endswith("/messages"):
+            if body.get("stream"):
+                self._anthropic_stream(h, body, reply)
+            else:
+                self._send(
+                    h,
+                    200,
+                    json.dumps(_message(body, reply)).encode(),
+                    "application/json",
+                    reply.headers,
+                )
+        elif h.path.endswith("/embeddings"):
             self._send(
                 h,
                 200,
@@ -136,7 +166,7 @@ class WireServer:
             self._send(
                 h,
                 200,
-                json.dumps(_completion(body, reply.text)).encode(),
+                json.dumps(_completion(body, reply)).encode(),
                 "application/json",
                 reply.headers,
             )
@@ -164,48 +194,189 @@ class WireServer:
         h.send_header("cache-control", "no-cache")
         h.send_header("connection", "close")
         h.end_headers()
+        h.close_connection = True
         model = body.get("model", "unknown")
         words = reply.text.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
-
-        def event(payload: dict[str, Any]) -> None:
-            h.wfile.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
-            h.wfile.flush()
-
         base = {
             "id": "chatcmpl-stream-1",
             "object": "chat.completion.chunk",
             "created": 1,
             "model": model,
         }
-        event(
-            {
+
+        def event(delta: dict[str, Any], finish: str | None = None) -> None:
+            payload = {
                 **base,
-                "choices": [
-                    {
-                        "index": 0,
-                        "delta": {"role": "assistant", "content": ""},
-                        "finish_reason": None,
-                    }
-                ],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
-        )
-        for piece in pieces:
+            h.wfile.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
+            h.wfile.flush()
+
+        event({"role": "assistant", "content": ""})
+        if reply.cut_after is not None:
+            for piece in pieces[: reply.cut_after]:
+                event({"content": piece})
+            return
+        if reply.tool_call is not None:
+            name, arguments = reply.tool_call
+            half = len(arguments) // 2
             event(
                 {
-                    **base,
-                    "choices": [
-                        {"index": 0, "delta": {"content": piece}, "finish_reason": None}
-                    ],
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": name, "arguments": arguments[:half]},
+                        }
+                    ]
                 }
             )
-        event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            event(
+                {
+                    "tool_calls": [
+                        {"index": 0, "function": {"arguments": arguments[half:]}}
+                    ]
+                }
+            )
+            event({}, "tool_calls")
+        else:
+            for piece in pieces:
+                event({"content": piece})
+            event({}, "stop")
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if reply.include_usage if reply.include_usage is not None else wants_usage:
-            event({**base, "choices": [], "usage": _usage(body, reply.text)})
+            usage = {**base, "choices": [], "usage": _usage(body, reply.text)}
+            h.wfile.write(b"data: " + json.dumps(usage).encode() + b"\n\n")
         h.wfile.write(b"data: [DONE]\n\n")
         h.wfile.flush()
+
+    @staticmethod
+    def _anthropic_stream(
+        h: BaseHTTPRequestHandler, body: dict[str, Any], reply: Reply
+    ) -> None:
+        h.send_response(200)
+        h.send_header("content-type", "text/event-stream")
+        h.send_header("connection", "close")
+        h.end_headers()
+
+        def event(name: str, payload: dict[str, Any]) -> None:
+            h.wfile.write(f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode())
+            h.wfile.flush()
+
+        usage = _anthropic_usage(body, reply)
+        message = _message(body, reply)
+        start = {
+            **message,
+            "content": [],
+            "stop_reason": None,
+            "usage": {**usage, "output_tokens": 1},
+        }
+        event("message_start", {"type": "message_start", "message": start})
+        event("ping", {"type": "ping"})
+        if reply.tool_call is not None:
+            name, arguments = reply.tool_call
+            event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": name,
+                        "input": {},
+                    },
+                },
+            )
+            half = len(arguments) // 2
+            for part in (arguments[:half], arguments[half:]):
+                event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": part},
+                    },
+                )
+            stop = "tool_use"
+        else:
+            event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+            words = reply.text.split(" ")
+            pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+            if reply.cut_after is not None:
+                pieces = pieces[: reply.cut_after]
+            for piece in pieces:
+                event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
+            if reply.cut_after is not None:
+                h.close_connection = True
+                return
+            stop = "end_turn"
+        event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        )
+        event("message_stop", {"type": "message_stop"})
         h.close_connection = True
+
+
+def _anthropic_usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
+    if reply.usage is not None:
+        return {"input_tokens": 0, "output_tokens": 0, **reply.usage}
+    prompt = sum(
+        len(str(m.get("content", "")).split()) for m in body.get("messages", [])
+    )
+    return {
+        "input_tokens": prompt + len(str(body.get("system", "")).split()),
+        "output_tokens": len(reply.text.split()),
+    }
+
+
+def _message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    if reply.tool_call is not None:
+        name, arguments = reply.tool_call
+        content: list[dict[str, Any]] = [
+            {
+                "type": "tool_use",
+                "id": "toolu_1",
+                "name": name,
+                "input": json.loads(arguments),
+            }
+        ]
+        stop = "tool_use"
+    else:
+        content = [{"type": "text", "text": reply.text}]
+        stop = "end_turn"
+    return {
+        "id": "msg_wire_1",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "unknown"),
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": _anthropic_usage(body, reply),
+    }
 
 
 def _usage(body: dict[str, Any], text: str) -> dict[str, Any]:
@@ -222,20 +393,34 @@ def _usage(body: dict[str, Any], text: str) -> dict[str, Any]:
     }
 
 
-def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    text = reply.text
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    finish = "stop"
+    if reply.tool_call is not None:
+        name, arguments = reply.tool_call
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            ],
+        }
+        finish = "tool_calls"
+    usage = _usage(body, text)
+    if reply.usage is not None:
+        usage.update(reply.usage)
     return {
         "id": "chatcmpl-wire-1",
         "object": "chat.completion",
         "created": 1,
         "model": body.get("model", "unknown") + "-2024-07-18",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": _usage(body, text),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage,
     }
 
 

@@ -210,4 +210,6 @@ def error_type(exc: BaseException) -> str:
         return cls.__qualname__
     # Prefer the public package name over a private module (openai._exceptions).
     public = module.split("._", 1)[0]
+    if public.startswith("aisys."):
+        public = "aisys"
     return f"{public}.{cls.__qualname__}"
