@@ -354,7 +354,7 @@ def transport_errors(provider: str, doing: str = "calling") -> Iterator[None]:
             f"{provider} sent a body that could not be decoded while {doing}: {exc}",
             provider=provider,
         ) from exc
-    except (httpx2.TransportError, httpx2.TooManyRedirects) as exc:
+    except (httpx2.RequestError, httpx2.TooManyRedirects) as exc:
         raise ProviderConnectionError(
             f"connection to {provider} failed while {doing} ({type(exc).__name__}: {exc})",
             provider=provider,

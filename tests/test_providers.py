@@ -1,0 +1,206 @@
+"""The provider registry, plug-ins, error translation and the parsers' properties."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import httpx2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import aisys
+from aisys.providers import base
+from aisys.providers.openai import ADAPTER as OPENAI
+from aisys.providers.scripted import Fault, ScriptedTransport
+from aisys.testing import Captured
+
+
+def _httpx2_exception_classes() -> list[type[Exception]]:
+    found: list[type[Exception]] = []
+    pending: list[type[Exception]] = [
+        httpx2.HTTPError,
+        httpx2.InvalidURL,
+        httpx2.StreamError,
+    ]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+@pytest.mark.parametrize("cls", _httpx2_exception_classes(), ids=lambda c: c.__name__)
+def test_every_httpx2_exception_is_translated(cls: type[Exception]) -> None:
+    """No httpx2 exception leaks to users: each maps to a specific aisys error."""
+    if cls in (httpx2.HTTPStatusError, httpx2.HTTPError):
+        pytest.skip(
+            "aisys never calls raise_for_status; statuses map in error_from_response"
+        )
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    for args in (("boom",), ()):
+        try:
+            exc = cls(*args, request=request) if args else cls()  # type: ignore[call-arg]
+            break
+        except TypeError:
+            try:
+                exc = cls(*args)
+                break
+            except TypeError:
+                continue
+    with pytest.raises(aisys.AisysError) as raised, base.transport_errors("openai"):
+        raise exc
+    assert type(raised.value) is not aisys.ProviderError
+    assert raised.value.__cause__ is exc
+
+
+def test_plugin_provider_from_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seen: Captured
+) -> None:
+    """A package exposing `aisys.providers` entry points is found by its prefix."""
+    (tmp_path / "acme_llm.py").write_text(
+        textwrap.dedent(
+            """
+            from aisys.providers.scripted import ScriptedAdapter
+
+            class AcmeAdapter(ScriptedAdapter):
+                name = "acme"
+            """
+        )
+    )
+    dist = tmp_path / "acme_llm-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acme-llm\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[aisys.providers]\nacme = acme_llm:AcmeAdapter\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base._entry_points.cache_clear()
+    base.get_provider.cache_clear()
+    try:
+        assert "acme" in base.known_providers()
+        with aisys.LLM("acme:rocket-1") as llm:
+            assert llm.chat("ping").text == "You said: ping"
+        assert seen.span("chat rocket-1").attributes["gen_ai.provider.name"] == "acme"
+    finally:
+        base._entry_points.cache_clear()
+        base.get_provider.cache_clear()
+
+
+def test_retry_after_parsing() -> None:
+    """Seconds, milliseconds and HTTP-dates; junk gives None; never negative."""
+    assert base.retry_after_s({"retry-after": "3"}) == 3.0
+    assert base.retry_after_s({"retry-after": "0.5"}) == 0.5
+    assert base.retry_after_s({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert (
+        base.retry_after_s(
+            {"retry-after": "Wed, 25 Nov 2026 16:00:10 GMT"}, now=1795622400.0
+        )
+        == 10.0
+    )
+    assert base.retry_after_s({"retry-after": "-4"}) == 0.0
+    assert base.retry_after_s({"retry-after": "soon"}) is None
+    assert base.retry_after_s({}) is None
+
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
+_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "user", "assistant"]), "content": _text}
+)
+
+
+@given(st.one_of(_text, st.lists(_message, min_size=1, max_size=5)))
+def test_normalise_messages_properties(messages: object) -> None:
+    """Strings become one user message; lists keep order and content; normalising is idempotent."""
+    once = base.normalise_messages(messages)
+    assert base.normalise_messages(once) == once
+    if isinstance(messages, str):
+        assert once == [{"role": "user", "content": messages}]
+    else:
+        assert once == messages
+
+
+@given(st.lists(_message, min_size=1, max_size=4))
+def test_message_objects_normalise_like_dicts(messages: list[dict[str, str]]) -> None:
+    """aisys.Message objects give the same dicts as the equivalent plain dicts."""
+    objects = [aisys.Message(**m) for m in messages]
+    assert base.normalise_messages(objects) == messages
+
+
+def _sse_body(pieces: list[str]) -> bytes:
+    events = [
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}],
+        }
+        for p in pieces
+    ]
+    events.append(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
+    )
+    return (
+        "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    ).encode()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pieces=st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=30),
+)
+def test_sse_parsing_survives_any_chunk_boundaries(
+    pieces: list[str], cuts: list[int]
+) -> None:
+    """However the bytes are split on the wire, the parsed text is the same."""
+    body = _sse_body(pieces)
+    parts, offset = [], 0
+    for size in cuts:
+        parts.append(body[offset : offset + size])
+        offset += size
+    parts.append(body[offset:])
+    response = httpx2.Response(
+        200,
+        headers={"content-type": "text/event-stream"},
+        content=iter([p for p in parts if p]),
+        request=httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions"),
+    )
+    parser = OPENAI.stream_parser(base.Target("openai", "m", "http://x"))
+    chunks = [
+        c
+        for event in httpx2.EventSource(response)
+        for c in parser.feed(event.event, event.data)
+    ]
+    assert "".join(c.text for c in chunks) == "".join(pieces)
+    assert parser.complete
+    assert parser.response().finish_reason == "stop"
+
+
+def test_scripted_default_echo_and_script(seen: Captured) -> None:
+    """scripted: echoes by default; a ScriptedTransport plays replies and faults in order."""
+    with aisys.LLM("scripted:echo") as echo:
+        assert echo.chat("hello").text == "You said: hello"
+    script = ScriptedTransport(["first", Fault(503), httpx2.ConnectError("refused")])
+    with aisys.LLM("scripted:demo", transport=script) as llm:
+        assert llm.chat("a").text == "first"
+        with pytest.raises(aisys.ServerError):
+            llm.chat("b")
+        with pytest.raises(aisys.ProviderConnectionError):
+            llm.chat("c")
+    assert [r["messages"][0]["content"] for r in script.requests] == ["a", "b", "c"]
+    assert [s.attributes.get("error.type") for s in seen.spans] == [
+        None,
+        None,
+        "aisys.ServerError",
+        "aisys.ProviderConnectionError",
+    ]
