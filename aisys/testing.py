@@ -1,5 +1,9 @@
 """Helpers for testing code that uses aisys: capture telemetry, script model replies.
 
+`ScriptedModel` stands in for a model inside your own traced functions;
+`ScriptedTransport` (with `Fault`) scripts what ``aisys.LLM("scripted:…")`` — or any
+``aisys.LLM`` given ``transport=`` — receives over its in-process HTTP transport.
+
 ```python
 from aisys.testing import capture, ScriptedModel
 
@@ -20,6 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from aisys.metering.tokens import count_tokens
+from aisys.providers.scripted import Fault, ScriptedTransport
 from aisys.types import ChatResponse, Usage
 
 if TYPE_CHECKING:
@@ -31,7 +36,14 @@ if TYPE_CHECKING:
 
     from aisys._runtime import Runtime
 
-__all__ = ["Captured", "ScriptedModel", "capture", "scripted"]
+__all__ = [
+    "Captured",
+    "Fault",
+    "ScriptedModel",
+    "ScriptedTransport",
+    "capture",
+    "scripted",
+]
 
 
 class Captured:

@@ -1,9 +1,12 @@
 """A tiny support bot, traced end to end by aisys: no key, no server.
 
-Run it with `make demo`. It answers three questions: each one retrieves from a few local
-documents (`@aisys.traced_retrieval`) and asks a scripted model (`@aisys.traced_llm`),
-inside `aisys.trace(...)`. The console exporter prints one tree per question on stderr,
-and every span is appended to aisys-traces.jsonl.
+Run it with `make demo`. Part 1 wraps the app's own functions: each question retrieves
+from a few local documents (`@aisys.traced_retrieval`) and asks a scripted model
+(`@aisys.traced_llm`), inside `aisys.trace(...)`. Part 2 lets aisys make the calls:
+`aisys.LLM("scripted:…")` goes through the real request/response/stream code over an
+in-process transport, so `chat`, `stream` and `embed` behave as they would against
+OpenAI. The console exporter prints one tree per trace on stderr, and every span is
+appended to aisys-traces.jsonl.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 from typing import Any
 
 import aisys
-from aisys.testing import ScriptedModel
+from aisys.testing import ScriptedModel, ScriptedTransport
 
 DOCUMENTS = {
     "refunds": "Refunds are paid back to the original card within five business days.",
@@ -44,9 +47,13 @@ def search(query: str, top_k: int = 2) -> list[dict[str, Any]]:
 
 def _compose(messages: list[dict[str, Any]]) -> str:
     """The scripted model's 'reasoning': quote the best document it was given."""
-    context = messages[0]["content"].split("\n", 1)[1]
-    best = context.splitlines()[0].removeprefix("- ")
-    return f"Here is what I found: {best}"
+    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    notes = [
+        line.removeprefix("- ") for line in system.splitlines() if line.startswith("- ")
+    ]
+    if not notes:
+        return "Yes: ask me about refunds, shipping, returns or support hours."
+    return f"Here is what I found: {notes[0]}"
 
 
 model = ScriptedModel(_compose, model="scripted-support-1")
@@ -76,8 +83,33 @@ def handle(ticket_id: int, user_id: str, question: str) -> str:
         return answer(messages).text
 
 
+def _wire_compose(body: dict[str, Any]) -> str:
+    """The scripted endpoint's answer: the same rule, read from the request body."""
+    return _compose(body["messages"])
+
+
+def handle_with_llm(llm: aisys.LLM, ticket_id: int, question: str) -> None:
+    """Part 2: retrieve, then let aisys call the model, streaming the answer."""
+    with aisys.trace(
+        "answer-ticket-llm", session_id=f"chat-{ticket_id}", tags=["demo"]
+    ):
+        docs = search(question, top_k=2)
+        context = "\n".join(f"- {doc['content']}" for doc in docs)
+        messages = [
+            {"role": "system", "content": f"Answer from these notes:\n{context}"},
+            {"role": "user", "content": question},
+        ]
+        print("A: ", end="")
+        with llm.stream(messages, temperature=0) as stream:
+            for chunk in stream:
+                print(chunk.text, end="", flush=True)
+        if stream.response is not None:
+            usage = stream.response.usage
+            print(f"\n   ({usage.input_tokens} tokens in, {usage.output_tokens} out)\n")
+
+
 def main() -> None:
-    """Answer three questions and flush the traces."""
+    """Answer three questions twice (decorators, then aisys.LLM) and flush the traces."""
     settings = aisys.configure(
         exporters=["console", "jsonl"], service_name="support-bot"
     )
@@ -86,9 +118,21 @@ def main() -> None:
         (102, "ben", "Is shipping free for my order?"),
         (103, "chloe", "When can I chat with human support?"),
     ]
+    print("== Part 1: the app's own functions, traced with decorators ==\n")
     for ticket_id, user_id, question in questions:
         print(f"Q: {question}")
         print(f"A: {handle(ticket_id, user_id, question)}\n")
+
+    print("== Part 2: aisys.LLM makes the calls (scripted provider, no network) ==\n")
+    transport = ScriptedTransport(_wire_compose)
+    with aisys.LLM("scripted:support-2", transport=transport) as llm:
+        for ticket_id, _user_id, question in questions:
+            print(f"Q: {question}")
+            handle_with_llm(llm, ticket_id, question)
+        check = llm.chat("Is the bot up?")
+        print(f"chat(): {check.text!r}, finish_reason={check.finish_reason}")
+        vectors = llm.embed(list(DOCUMENTS.values())).vectors
+        print(f"embed(): {len(vectors)} vectors of {len(vectors[0])} dimensions\n")
     aisys.flush()
     print(f"Spans written to {settings.jsonl_path.resolve()}")
 

@@ -69,6 +69,8 @@ class WireServer:
 
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
+        self.default = Reply()
+        """The answer when nothing is scripted."""
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         server = self
@@ -88,7 +90,9 @@ class WireServer:
                     server.requests.append(
                         Request(self.path, dict(self.headers), body, time.monotonic())
                     )
-                    reply = server.replies.popleft() if server.replies else Reply()
+                    reply = (
+                        server.replies.popleft() if server.replies else server.default
+                    )
                 server.answer(self, body, reply)
 
         self._httpd = _QuietServer(("127.0.0.1", 0), Handler)

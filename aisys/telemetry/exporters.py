@@ -187,9 +187,13 @@ def _describe(span: ReadableSpan) -> str:
     duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
     parts = [span.name, f"{duration_ms:.1f} ms"]
     if A.GEN_AI_USAGE_INPUT_TOKENS in attrs or A.GEN_AI_USAGE_OUTPUT_TOKENS in attrs:
-        tokens = (
-            f"tokens in={attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS, '?')} "
-            f"out={attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS, '?')}"
+        tokens = "tokens " + " ".join(
+            f"{label}={attrs[key]}"
+            for label, key in (
+                ("in", A.GEN_AI_USAGE_INPUT_TOKENS),
+                ("out", A.GEN_AI_USAGE_OUTPUT_TOKENS),
+            )
+            if key in attrs
         )
         if attrs.get(A.AISYS_USAGE_ESTIMATED):
             tokens += " (estimated)"

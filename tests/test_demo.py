@@ -1,0 +1,41 @@
+"""`make demo` stays true: the example runs offline and shows what the README promises."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "support_bot.py"
+
+
+def test_demo_runs_offline_and_writes_traces(tmp_path: Path) -> None:
+    """Three answers twice, a console tree per trace, and spans in aisys-traces.jsonl."""
+    done = subprocess.run(
+        [sys.executable, str(DEMO)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    assert done.stdout.count("A: Here is what I found:") == 6
+    assert "embed(): 4 vectors" in done.stdout
+    assert done.stderr.count("└─ answer-ticket ") == 3
+    assert done.stderr.count("└─ answer-ticket-llm ") == 3
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "aisys-traces.jsonl").read_text().splitlines()
+    ]
+    names = {r["name"] for r in records}
+    assert {
+        "answer-ticket",
+        "retrieval faq",
+        "chat scripted-support-1",
+        "chat support-2",
+        "embeddings support-2",
+    } <= names
+    assert all(r["resource"]["service.name"] == "support-bot" for r in records)
+    assert "Refunds are paid" not in (tmp_path / "aisys-traces.jsonl").read_text()
