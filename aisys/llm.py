@@ -439,6 +439,15 @@ class _StreamCore:
             )
         return exc
 
+    def __del__(self) -> None:
+        # A stream dropped unfinished still ends its span (the pool reclaims the socket).
+        if getattr(self, "_finished", True) or getattr(self, "_call", None) is None:
+            return
+        try:
+            self._finish(None, early=True)
+        except Exception:  # noqa: S110 - nothing useful to do at garbage collection
+            pass
+
     def _finish(self, error: BaseException | None, *, early: bool = False) -> None:
         if self._finished:
             return

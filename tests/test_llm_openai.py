@@ -300,3 +300,17 @@ def test_no_key_sends_no_authorization(
     with aisys.LLM("openai:smollm2", base_url=server.base_url) as llm:
         llm.chat("hi")
     assert "authorization" not in server.requests[0].headers
+
+
+def test_abandoned_stream_still_ends_its_span(llm: aisys.LLM, server: WireServer, seen: Captured) -> None:
+    """A stream dropped after one chunk, never closed, still ends in one span."""
+    import gc
+
+    server.script(Reply(text="a b c d"))
+    stream = llm.stream("x")
+    next(stream)
+    del stream
+    gc.collect()
+
+    assert seen.span("chat gpt-4o-mini").attributes["aisys.stream.closed_early"] is True
+    assert len(seen.logs) == 1

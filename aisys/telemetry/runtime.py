@@ -151,8 +151,14 @@ class Telemetry:
         """
         duration = time.perf_counter() - started
         try:
-            attrs = end_attributes(call, latest=self.latest, capture=self.capture)
-            if span.is_recording():
+            recording = span.is_recording()
+            listening = self.events.listening()
+            attrs = (
+                end_attributes(call, latest=self.latest, capture=self.capture)
+                if recording or listening
+                else {}
+            )
+            if recording:
                 name = call.span_name()
                 if name != call.started_as:
                     span.update_name(name)
@@ -167,7 +173,7 @@ class Telemetry:
                     )
             span.end()
             self.instruments.record(call, duration)
-            if self.events.listening():
+            if listening:
                 self._emit(call, span, attrs, duration)
         except Exception:  # telemetry must never break the call it observes
             _log.debug("aisys could not record a call", exc_info=True)
