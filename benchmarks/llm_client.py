@@ -23,7 +23,11 @@ import openai
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 
 import aisys
 
@@ -71,27 +75,44 @@ def main(argv: Sequence[str] | None = None) -> None:
     stream_server, stream_url = serve(args.words)
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(Discard()))
-    meters = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
-    traced = aisys.Runtime(aisys.Settings(), tracer_provider=provider, meter_provider=meters)
+    meters = MeterProvider(
+        metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False
+    )
+    traced = aisys.Runtime(
+        aisys.Settings(), tracer_provider=provider, meter_provider=meters
+    )
     quiet = aisys.Runtime(aisys.Settings())
 
     official = openai.OpenAI(api_key="k", base_url=chat_url, max_retries=0)
     official_stream = openai.OpenAI(api_key="k", base_url=stream_url, max_retries=0)
-    llm = aisys.LLM("openai:gpt-4o-mini", base_url=chat_url, api_key="k", runtime=traced)
-    llm_quiet = aisys.LLM("openai:gpt-4o-mini", base_url=chat_url, api_key="k", runtime=quiet)
-    llm_stream = aisys.LLM("openai:gpt-4o-mini", base_url=stream_url, api_key="k", runtime=traced)
+    llm = aisys.LLM(
+        "openai:gpt-4o-mini", base_url=chat_url, api_key="k", runtime=traced
+    )
+    llm_quiet = aisys.LLM(
+        "openai:gpt-4o-mini", base_url=chat_url, api_key="k", runtime=quiet
+    )
+    llm_stream = aisys.LLM(
+        "openai:gpt-4o-mini", base_url=stream_url, api_key="k", runtime=traced
+    )
 
     def official_stream_all() -> int:
         stream = official_stream.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
         )
-        return sum(1 for chunk in stream if chunk.choices and chunk.choices[0].delta.content)
+        return sum(
+            1 for chunk in stream if chunk.choices and chunk.choices[0].delta.content
+        )
 
     def aisys_stream_all() -> int:
         return sum(1 for chunk in llm_stream.stream(MESSAGES) if chunk.text)
 
     chat: dict[str, Callable[[], Any]] = {
-        "official openai client": lambda: official.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES),
+        "official openai client": lambda: official.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        ),
         "aisys.LLM.chat (span + metrics)": lambda: llm.chat(MESSAGES),
         "aisys.LLM.chat (telemetry off)": lambda: llm_quiet.chat(MESSAGES),
     }
@@ -114,7 +135,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             stream_samples[name].append(chunks / (time.perf_counter() - started))
 
     base = statistics.median(chat_samples["official openai client"])
-    print(f"{args.rounds} rounds x {args.calls} chat calls; streams of {args.words} chunks, 10 per round\n")
+    print(
+        f"{args.rounds} rounds x {args.calls} chat calls; streams of {args.words} chunks, 10 per round\n"
+    )
     print("| chat call | median ms/call | x official client |")
     print("|---|---:|---:|")
     for name, values in chat_samples.items():

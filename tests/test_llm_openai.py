@@ -302,7 +302,9 @@ def test_no_key_sends_no_authorization(
     assert "authorization" not in server.requests[0].headers
 
 
-def test_abandoned_stream_still_ends_its_span(llm: aisys.LLM, server: WireServer, seen: Captured) -> None:
+def test_abandoned_stream_still_ends_its_span(
+    llm: aisys.LLM, server: WireServer, seen: Captured
+) -> None:
     """A stream dropped after one chunk, never closed, still ends in one span."""
     import gc
 
@@ -314,3 +316,38 @@ def test_abandoned_stream_still_ends_its_span(llm: aisys.LLM, server: WireServer
 
     assert seen.span("chat gpt-4o-mini").attributes["aisys.stream.closed_early"] is True
     assert len(seen.logs) == 1
+
+
+def test_cached_and_reasoning_tokens(
+    llm: aisys.LLM, server: WireServer, seen: Captured
+) -> None:
+    """Cached input and reasoning output tokens reported by the provider are kept."""
+    server.script(
+        Reply(
+            usage={
+                "prompt_tokens": 100,
+                "completion_tokens": 30,
+                "prompt_tokens_details": {"cached_tokens": 64},
+                "completion_tokens_details": {"reasoning_tokens": 12},
+            }
+        )
+    )
+
+    usage = llm.chat("think").usage
+
+    assert (usage.input_tokens, usage.cache_read_input_tokens) == (100, 64)
+    assert (usage.output_tokens, usage.reasoning_output_tokens) == (30, 12)
+    attrs = seen.span("chat gpt-4o-mini").attributes
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == 64
+    assert attrs["gen_ai.usage.input_tokens"] == 100
+
+
+def test_shutdown_closes_connection_pools(server: WireServer) -> None:
+    """aisys.shutdown() closes the sync pools of LLMs still open."""
+    llm = aisys.LLM("openai:gpt-4o-mini", base_url=server.base_url)
+    llm.chat("hi")
+    client = llm.client
+    aisys.shutdown(1.0)
+    assert client.is_closed
+    assert llm.chat("again").text  # a new pool is made on next use
+    llm.close()
