@@ -14,6 +14,7 @@ sync and async methods; only the `Send` effect touches the network, through one
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -443,10 +444,8 @@ class _StreamCore:
         # A stream dropped unfinished still ends its span (the pool reclaims the socket).
         if getattr(self, "_finished", True) or getattr(self, "_call", None) is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # nothing more to do at garbage collection
             self._finish(None, early=True)
-        except Exception:  # noqa: S110 - nothing useful to do at garbage collection
-            pass
 
     def _finish(self, error: BaseException | None, *, early: bool = False) -> None:
         if self._finished:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.wire_server import Reply, WireServer  # noqa: E402
+from tests.wire_server import Reply, WireServer
 
 words = int(sys.argv[1]) if len(sys.argv) > 1 else 8
 with WireServer() as server:
