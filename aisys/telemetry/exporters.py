@@ -188,7 +188,7 @@ def _describe(span: ReadableSpan) -> str:
     parts = [span.name, f"{duration_ms:.1f} ms"]
     if A.GEN_AI_USAGE_INPUT_TOKENS in attrs or A.GEN_AI_USAGE_OUTPUT_TOKENS in attrs:
         tokens = "tokens " + " ".join(
-            f"{label}={attrs[key]}"
+            f"{label}={attrs[key]!s}"
             for label, key in (
                 ("in", A.GEN_AI_USAGE_INPUT_TOKENS),
                 ("out", A.GEN_AI_USAGE_OUTPUT_TOKENS),
