@@ -23,7 +23,9 @@ from aisys.errors import (
     AuthenticationError,
     BadRequestError,
     BudgetExceededError,
+    CircuitOpenError,
     ConfigError,
+    ContextLengthError,
     GuardError,
     OutputValidationError,
     PromptError,
@@ -36,9 +38,11 @@ from aisys.errors import (
 )
 
 if _typing.TYPE_CHECKING:
-    from aisys.llm import LLM, AsyncChatStream, ChatStream
+    from aisys.llm import LLM
     from aisys.metering.tokens import count_tokens
+    from aisys.pipeline.retry import Retry
     from aisys.settings import Settings
+    from aisys.streams import AsyncChatStream, ChatStream
     from aisys.types import (
         ChatChunk,
         ChatRequest,
@@ -62,7 +66,9 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "ChatStream",
+    "CircuitOpenError",
     "ConfigError",
+    "ContextLengthError",
     "Cost",
     "Document",
     "EmbeddingResponse",
@@ -76,6 +82,7 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "ResponseFormatError",
+    "Retry",
     "Runtime",
     "ServerError",
     "Settings",
@@ -107,8 +114,9 @@ _LAZY = {
     "ChatChunk": "aisys.types",
     "ChatRequest": "aisys.types",
     "ChatResponse": "aisys.types",
-    "ChatStream": "aisys.llm",
-    "AsyncChatStream": "aisys.llm",
+    "ChatStream": "aisys.streams",
+    "AsyncChatStream": "aisys.streams",
+    "Retry": "aisys.pipeline.retry",
     "EmbeddingResponse": "aisys.types",
     "LLM": "aisys.llm",
     "Cost": "aisys.types",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aisys.instrument import Spec, TraceBlock, instrument
+from aisys.pipeline._clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -38,8 +39,11 @@ class Runtime:
         *,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._settings = settings
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        """Time for retries, deadlines and breakers (`aisys.testing.FakeClock` in tests)."""
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._telemetry: Telemetry | None = None

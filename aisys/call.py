@@ -19,12 +19,14 @@ class Call:
     """What aisys knows about one call: request, response, usage, outcome."""
 
     __slots__ = (
+        "attempts",
         "attributes",
         "closed_early",
         "data_source",
         "documents",
         "error",
         "estimated",
+        "fallback_index",
         "finish_reasons",
         "input_messages",
         "kind",
@@ -43,6 +45,7 @@ class Call:
         "server_port",
         "started_as",
         "stream_chunks",
+        "target",
         "tool_name",
         "top_k",
         "ttft_s",
@@ -95,6 +98,12 @@ class Call:
         self.unread: str | None = None
         """Why the result could not be read, when it could not."""
         self.attributes: dict[str, Any] = {}
+        self.attempts: list[Any] = []
+        """Every try at every target (`aisys.pipeline.route.Attempt`), when routed."""
+        self.fallback_index: int | None = None
+        """Which target answered (0 = the first); ``None`` if none did."""
+        self.target: str | None = None
+        """The ``provider:model`` that answered."""
         """Extra attributes for the span, already named."""
 
     def span_name(self) -> str:

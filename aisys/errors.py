@@ -14,8 +14,10 @@ AisysError
 │   ├── ServerError                       retryable (5xx)
 │   ├── AuthenticationError
 │   ├── BadRequestError
-│   └── ResponseFormatError               the answer could not be parsed
-└── AllTargetsFailedError                 .errors: one per attempt
+│   │   └── ContextLengthError            the prompt is too long for the model
+│   ├── ResponseFormatError               the answer could not be parsed
+│   └── CircuitOpenError                  skipped: the target's circuit breaker is open
+└── AllTargetsFailedError                 .errors: every attempt (target, error, status, elapsed)
 AisysWarning(UserWarning)
 ```
 
@@ -25,7 +27,7 @@ text or API keys.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "AisysError",
@@ -34,7 +36,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "CircuitOpenError",
     "ConfigError",
+    "ContextLengthError",
     "GuardError",
     "OutputValidationError",
     "PromptError",
@@ -153,13 +157,23 @@ class ResponseFormatError(ProviderError):
     """The provider answered something aisys cannot parse: it says what was received."""
 
 
+class ContextLengthError(BadRequestError):
+    """The prompt does not fit the model's context window; a larger model may take it."""
+
+
+class CircuitOpenError(ProviderError):
+    """The target was skipped without a request: its circuit breaker is open."""
+
+
 class AllTargetsFailedError(AisysError):
-    """Every target of a fallback chain failed.
+    """Every target of a fallback chain failed (or was skipped, or the deadline ran out).
 
     Attributes:
-        errors: One error per attempt, in the order they were made.
+        errors: Every attempt in the order made, each with ``.target``, ``.error``,
+            ``.status_code``, ``.elapsed_s``, ``.outcome`` (``error``, ``skipped``,
+            ``deadline``) and ``.fallback_index``. ``__cause__`` is the last error.
     """
 
-    def __init__(self, message: str, errors: tuple[BaseException, ...]) -> None:
+    def __init__(self, message: str, errors: tuple[Any, ...]) -> None:
         super().__init__(message)
         self.errors = errors

@@ -1,32 +1,36 @@
-"""LLM: aisys makes the call itself, through a provider adapter, with full telemetry.
+"""LLM: aisys makes the call itself, through provider adapters, with full telemetry.
 
 ```python
-llm = aisys.LLM("openai:gpt-4o-mini")
+llm = aisys.LLM(
+    "openai:gpt-4o",
+    fallbacks=["anthropic:claude-3-5-haiku-latest"],
+    retry=aisys.Retry(max_attempts=3),
+    deadline=30.0,
+)
 llm.chat("hi").text
-for chunk in llm.stream("tell me a story"):
-    print(chunk.text, end="")
 ```
 
-The decisions (build the request, check the status, parse) are flows shared by the
-sync and async methods; only the `Send` effect touches the network, through one
-``httpx2`` connection pool per LLM.
+The decisions (route over the targets, retry, build the request, check the status,
+parse) are flows shared by the sync and async methods; only the effects here touch the
+network, through one ``httpx2`` connection pool per LLM.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 
 from aisys.call import Call
 from aisys.context import _SCOPE
-from aisys.errors import ProviderConnectionError, ProviderError
+from aisys.errors import ConfigError, ProviderConnectionError
 from aisys.pipeline._flow import Flow, adrive, drive
+from aisys.pipeline.retry import Retry
+from aisys.pipeline.route import Route, RouteTarget, default_fallback_on, route_flow
 from aisys.providers.base import (
     Provider,
     StreamParser,
@@ -44,15 +48,30 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from aisys._runtime import Runtime
+    from aisys.streams import AsyncChatStream, ChatStream
     from aisys.telemetry.runtime import Telemetry
 
-__all__ = ["LLM", "AsyncChatStream", "ChatStream"]
+__all__ = ["DEFAULT_RETRY", "LLM", "Opened", "estimate", "stream_attempt"]
 
+T = TypeVar("T")
 _OPEN_LLMS: weakref.WeakSet[LLM] = weakref.WeakSet()
+DEFAULT_RETRY = Retry()
+"""The policy an LLM uses when ``retry=`` is not given: 3 attempts, 0.5 s doubling."""
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+_DEFAULT = _Default()
+
+
+# -- effects: the only code here that does I/O ----------------------------------------
 
 
 class Send:
-    """The one network effect: send a request on the LLM's pool, reading error bodies."""
+    """Send a request on the LLM's pool (reading error bodies of streamed responses)."""
 
     __slots__ = ("llm", "request", "stream")
 
@@ -80,8 +99,82 @@ class Send:
         return response
 
 
+class EventReader:
+    """Read the next server-sent event of a streamed response (``None`` at the end)."""
+
+    __slots__ = ("_async", "_sync", "provider", "response")
+
+    def __init__(self, provider: str, response: httpx2.Response) -> None:
+        self.provider = provider
+        self.response = response
+        self._sync: Any = None
+        self._async: Any = None
+
+    def run(self) -> httpx2.ServerSentEvent | None:
+        """The next event, blocking."""
+        with transport_errors(self.provider, "reading the stream"):
+            if self._sync is None:
+                self._sync = iter(httpx2.EventSource(self.response))
+            event: httpx2.ServerSentEvent | None = next(self._sync, None)
+            return event
+
+    async def arun(self) -> httpx2.ServerSentEvent | None:
+        """The next event, awaited."""
+        with transport_errors(self.provider, "reading the stream"):
+            if self._async is None:
+                self._async = httpx2.EventSource(self.response).__aiter__()
+            event: httpx2.ServerSentEvent | None = await anext(self._async, None)
+            return event
+
+    def close(self) -> None:
+        """Close the response (sync)."""
+        self.response.close()
+
+    async def aclose(self) -> None:
+        """Close the response (async)."""
+        await self.response.aclose()
+
+
+class Close:
+    """Close a streamed response that will not be read to its end."""
+
+    __slots__ = ("reader",)
+
+    def __init__(self, reader: EventReader) -> None:
+        self.reader = reader
+
+    def run(self) -> None:
+        """Close, blocking."""
+        self.reader.close()
+
+    async def arun(self) -> None:
+        """Close, awaited."""
+        await self.reader.aclose()
+
+
+class Opened:
+    """A stream that has produced its first chunks (or ended cleanly without any)."""
+
+    __slots__ = ("chunks", "llm", "parser", "reader")
+
+    def __init__(
+        self,
+        llm: LLM,
+        reader: EventReader,
+        parser: StreamParser,
+        chunks: list[ChatChunk],
+    ) -> None:
+        self.llm = llm
+        self.reader = reader
+        self.parser = parser
+        self.chunks = chunks
+
+
+# -- the LLM ----------------------------------------------------------------------------
+
+
 class LLM:
-    """A model behind a provider adapter: ``LLM("provider:model")``.
+    """A model behind a provider adapter, with retries, fallbacks and one deadline.
 
     Args:
         model: ``"openai:gpt-4o-mini"``, ``"anthropic:claude-3-5-haiku-latest"``,
@@ -89,11 +182,19 @@ class LLM:
         base_url: The endpoint; defaults to ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL``
             or the provider's public API.
         api_key: Defaults to ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``. Never logged.
-        timeout: Seconds for each HTTP request.
+        timeout: Seconds for each HTTP request (shortened to what the deadline leaves).
         headers: Extra HTTP headers on every request.
-        transport: An ``httpx2`` transport to use instead of the network (for tests,
-            e.g. `aisys.testing.ScriptedTransport`).
-        runtime: The aisys runtime whose telemetry records the calls.
+        fallbacks: Targets tried in order when this one fails: ``"provider:model"``
+            strings (same provider: this LLM's endpoint and key; another provider: its
+            environment variables) or configured `LLM` objects (their own retry policy).
+        retry: This target's `aisys.Retry` policy; default 3 attempts; ``None`` = none.
+        deadline: Seconds for the whole call: every attempt, wait and fallback, and for
+            streams everything up to the first chunk.
+        fallback_on: Which errors move to the next target (default: retryable errors,
+            open circuit breakers, prompts too long for the model).
+        transport: An ``httpx2`` transport to use instead of the network (tests, e.g.
+            `aisys.testing.ScriptedTransport`).
+        runtime: The aisys runtime whose telemetry, clock and breakers settings apply.
 
     Added in 0.1.
     """
@@ -106,6 +207,10 @@ class LLM:
         api_key: str | None = None,
         timeout: float = 60.0,
         headers: Mapping[str, str] | None = None,
+        fallbacks: Sequence[str | LLM] = (),
+        retry: Retry | _Default | None = _DEFAULT,
+        deadline: float | None = None,
+        fallback_on: Callable[[BaseException], bool] | None = None,
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
@@ -118,6 +223,17 @@ class LLM:
             timeout=timeout,
             headers=headers or {},
         )
+        if deadline is not None and deadline <= 0:
+            raise ConfigError(
+                f"deadline must be positive seconds, got {deadline}", field="deadline"
+            )
+        self.retry: Retry = (
+            DEFAULT_RETRY
+            if isinstance(retry, _Default)
+            else retry or Retry(max_attempts=1)
+        )
+        self.deadline = deadline
+        self.fallback_on = fallback_on or default_fallback_on
         self._transport = transport
         self._runtime = runtime
         self._client: httpx2.Client | None = None
@@ -127,14 +243,48 @@ class LLM:
             url.host or None,
             url.port or (443 if url.scheme == "https" else 80),
         )
+        self.fallbacks: tuple[LLM, ...] = tuple(
+            item if isinstance(item, LLM) else self._sibling(item) for item in fallbacks
+        )
+
+    def _sibling(self, spec: str) -> LLM:
+        """A string fallback: same provider inherits endpoint, key and transport."""
+        provider, _ = parse_model(spec)
+        same = provider == self.provider.name
+        return LLM(
+            spec,
+            base_url=self.target.base_url if same else None,
+            api_key=self.target.api_key if same else None,
+            timeout=self.target.timeout,
+            headers=self.target.headers if same else None,
+            retry=self.retry,
+            transport=self._transport if same else None,
+            runtime=self._runtime,
+        )
 
     def __repr__(self) -> str:
-        return f"LLM({self.target.spec!r}, base_url={self.target.base_url!r})"
+        chain = (
+            f", fallbacks={[f.model for f in self.fallbacks]}" if self.fallbacks else ""
+        )
+        return f"LLM({self.target.spec!r}, base_url={self.target.base_url!r}{chain})"
 
     @property
     def model(self) -> str:
         """``provider:model``."""
         return self.target.spec
+
+    @property
+    def _breaker_key(self) -> str:
+        return f"{self.target.spec}@{self.target.base_url}"
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime recording this LLM's calls."""
+        if self._runtime is not None:
+            return self._runtime
+        import aisys
+
+        return aisys._DEFAULT
 
     # -- connection pools -----------------------------------------------------------
 
@@ -162,18 +312,25 @@ class LLM:
         return self._aclient
 
     def close(self) -> None:
-        """Close the sync connection pool (the async one needs `aclose`)."""
+        """Close the sync connection pools, this LLM's and its fallbacks'."""
         if self._client is not None:
             self._client.close()
             self._client = None
         _OPEN_LLMS.discard(self)
+        for fallback in self.fallbacks:
+            fallback.close()
 
     async def aclose(self) -> None:
-        """Close both connection pools."""
-        self.close()
+        """Close every connection pool, sync and async, fallbacks included."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        _OPEN_LLMS.discard(self)
         if self._aclient is not None:
             await self._aclient.aclose()
             self._aclient = None
+        for fallback in self.fallbacks:
+            await fallback.aclose()
 
     def __enter__(self) -> LLM:
         return self
@@ -187,7 +344,7 @@ class LLM:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # -- chat ---------------------------------------------------------------------
+    # -- calls --------------------------------------------------------------------
 
     def chat(self, messages: Any, **params: Any) -> ChatResponse:
         """Ask the model; returns the whole answer.
@@ -198,12 +355,13 @@ class LLM:
         """
         request = self._request(messages, params, stream=False)
         tel, call, span, started = self._begin("chat", request)
+        route = self._new_route()
         token = tel.activate(span)
         try:
-            response = drive(self._chat_flow(request))
-            return self._settle(call, request, response)
+            response = drive(self._route_flow(route, _chat_attempt, request))
+            return self._settle(call, route, request, response)
         except BaseException as exc:
-            call.error = exc
+            _failed(call, route, exc)
             raise
         finally:
             tel.deactivate(token)
@@ -213,12 +371,13 @@ class LLM:
         """The async twin of `chat`."""
         request = self._request(messages, params, stream=False)
         tel, call, span, started = self._begin("chat", request)
+        route = self._new_route()
         token = tel.activate(span)
         try:
-            response = await adrive(self._chat_flow(request))
-            return self._settle(call, request, response)
+            response = await adrive(self._route_flow(route, _chat_attempt, request))
+            return self._settle(call, route, request, response)
         except BaseException as exc:
-            call.error = exc
+            _failed(call, route, exc)
             raise
         finally:
             tel.deactivate(token)
@@ -227,30 +386,34 @@ class LLM:
     def stream(self, messages: Any, **params: Any) -> ChatStream:
         """Stream the answer: iterate the returned `ChatStream` for `ChatChunk`s.
 
-        Nothing is sent until iteration (or ``with``) starts. Once exhausted,
+        Nothing is sent until iteration (or ``with``) starts. Retries and fallbacks
+        happen only before the first chunk reaches you. Once exhausted,
         ``stream.response`` holds the whole `ChatResponse` with usage.
         """
+        from aisys.streams import ChatStream
+
         return ChatStream(self, self._request(messages, params, stream=True))
 
     def astream(self, messages: Any, **params: Any) -> AsyncChatStream:
         """The async twin of `stream`: use with ``async for`` / ``async with``, not await."""
-        return AsyncChatStream(self, self._request(messages, params, stream=True))
+        from aisys.streams import AsyncChatStream
 
-    # -- embeddings ---------------------------------------------------------------
+        return AsyncChatStream(self, self._request(messages, params, stream=True))
 
     def embed(
         self, texts: Sequence[str], *, extra: Mapping[str, Any] | None = None
     ) -> EmbeddingResponse:
         """Vectors for ``texts``, in order."""
-        texts = _texts(texts)
+        request = _embed_request(texts, extra)
         tel, call, span, started = self._begin("embeddings", None)
+        route = self._new_route()
         token = tel.activate(span)
         try:
-            response = drive(self._embed_flow(texts, extra or {}))
-            self._settle_embed(call, response)
+            response = drive(self._route_flow(route, _embed_attempt, request))
+            _settle_embed(call, route, response)
             return response
         except BaseException as exc:
-            call.error = exc
+            _failed(call, route, exc)
             raise
         finally:
             tel.deactivate(token)
@@ -260,44 +423,58 @@ class LLM:
         self, texts: Sequence[str], *, extra: Mapping[str, Any] | None = None
     ) -> EmbeddingResponse:
         """The async twin of `embed`."""
-        texts = _texts(texts)
+        request = _embed_request(texts, extra)
         tel, call, span, started = self._begin("embeddings", None)
+        route = self._new_route()
         token = tel.activate(span)
         try:
-            response = await adrive(self._embed_flow(texts, extra or {}))
-            self._settle_embed(call, response)
+            response = await adrive(self._route_flow(route, _embed_attempt, request))
+            _settle_embed(call, route, response)
             return response
         except BaseException as exc:
-            call.error = exc
+            _failed(call, route, exc)
             raise
         finally:
             tel.deactivate(token)
             tel.end(call, span, started)
 
-    # -- flows: the decisions, shared by sync and async -------------------------------
+    # -- routing --------------------------------------------------------------------
 
-    def _chat_flow(self, request: ChatRequest) -> Flow[ChatResponse]:
-        http_request = self.provider.chat_request(self.target, request)
-        response = yield Send(self, http_request, stream=False)
-        if response.status_code >= 400:
-            raise error_from_response(self.provider.name, response)
-        return self.provider.parse_chat(self.target, response)
+    def _new_route(self) -> Route:
+        runtime = self.runtime
+        settings = runtime.settings
+        return Route(
+            clock=runtime.clock,
+            deadline_s=self.deadline,
+            fallback_on=self.fallback_on,
+            failure_threshold=settings.circuit_failure_threshold,
+            reset_s=settings.circuit_reset_s,
+        )
 
-    def _open_flow(self, request: ChatRequest) -> Flow[httpx2.Response]:
-        http_request = self.provider.chat_request(self.target, request)
-        response: httpx2.Response = yield Send(self, http_request, stream=True)
-        if response.status_code >= 400:
-            raise error_from_response(self.provider.name, response)
-        return response
+    def _route_flow(
+        self,
+        route: Route,
+        attempt: Callable[[LLM, Any, float | None], Flow[T]],
+        request: Any,
+    ) -> Flow[T]:
+        targets = [
+            RouteTarget(
+                label=llm.model,
+                run=functools.partial(attempt, llm, request),
+                retry=llm.retry,
+                breaker_key=llm._breaker_key,
+            )
+            for llm in (self, *self.fallbacks)
+        ]
+        return route_flow(route, targets)
 
-    def _embed_flow(
-        self, texts: list[str], extra: Mapping[str, Any]
-    ) -> Flow[EmbeddingResponse]:
-        http_request = self.provider.embed_request(self.target, texts, extra)
-        response = yield Send(self, http_request, stream=False)
-        if response.status_code >= 400:
-            raise error_from_response(self.provider.name, response)
-        return self.provider.parse_embed(self.target, response)
+    def _http(self, request: httpx2.Request, timeout: float | None) -> httpx2.Request:
+        """Shorten the request's timeout to what the deadline leaves."""
+        if timeout is not None:
+            request.extensions["timeout"] = httpx2.Timeout(
+                max(0.001, min(self.target.timeout, timeout))
+            ).as_dict()
+        return request
 
     # -- telemetry ----------------------------------------------------------------
 
@@ -316,12 +493,7 @@ class LLM:
     def _begin(
         self, operation: str, request: ChatRequest | None
     ) -> tuple[Telemetry, Call, Span, float]:
-        runtime = self._runtime
-        if runtime is None:
-            import aisys
-
-            runtime = aisys._DEFAULT
-        tel = runtime.telemetry
+        tel = self.runtime.telemetry
         call = Call(
             "llm",
             operation,
@@ -342,30 +514,127 @@ class LLM:
         return tel, call, span, time.perf_counter()
 
     def _settle(
-        self, call: Call, request: ChatRequest, response: ChatResponse
+        self, call: Call, route: Route, request: ChatRequest, response: ChatResponse
     ) -> ChatResponse:
         if response.usage.estimated:
-            response = _estimate(response, request)
+            response = estimate(response, request)
+        response = response.model_copy(
+            update={
+                "attempts": _requests(route),
+                "fallback_index": route.fallback_index,
+            }
+        )
+        call.provider = response.provider or call.provider
         read_result(call, response)
+        _record_route(call, route)
         return response
 
-    def _settle_embed(self, call: Call, response: EmbeddingResponse) -> None:
-        call.response_model = response.model
-        call.set_usage(input_tokens=response.usage.input_tokens)
-        call.estimated = response.usage.estimated
+
+# -- attempts (flows) ---------------------------------------------------------------
 
 
-def _texts(texts: Sequence[str]) -> list[str]:
+def _chat_attempt(
+    llm: LLM, request: ChatRequest, timeout: float | None
+) -> Flow[ChatResponse]:
+    http_request = llm._http(llm.provider.chat_request(llm.target, request), timeout)
+    response = yield Send(llm, http_request, stream=False)
+    if response.status_code >= 400:
+        raise error_from_response(llm.provider.name, response)
+    return llm.provider.parse_chat(llm.target, response)
+
+
+def stream_attempt(
+    llm: LLM, request: ChatRequest, timeout: float | None
+) -> Flow[Opened]:
+    """Open a stream and read up to its first chunk: the part that may be retried."""
+    http_request = llm._http(llm.provider.chat_request(llm.target, request), timeout)
+    response = yield Send(llm, http_request, stream=True)
+    if response.status_code >= 400:
+        raise error_from_response(llm.provider.name, response)
+    reader = EventReader(llm.provider.name, response)
+    parser = llm.provider.stream_parser(llm.target)
+    try:
+        while True:
+            event = yield reader
+            if event is None:
+                if parser.complete:
+                    return Opened(llm, reader, parser, [])
+                raise ProviderConnectionError(
+                    f"the {llm.provider.name} stream ended before its first chunk",
+                    provider=llm.provider.name,
+                )
+            chunks = parser.feed(event.event, event.data)
+            if chunks:
+                return Opened(llm, reader, parser, chunks)
+    except BaseException:
+        yield Close(reader)
+        raise
+
+
+def _embed_attempt(
+    llm: LLM, request: tuple[list[str], Mapping[str, Any]], timeout: float | None
+) -> Flow[EmbeddingResponse]:
+    texts, extra = request
+    http_request = llm._http(
+        llm.provider.embed_request(llm.target, texts, extra), timeout
+    )
+    response = yield Send(llm, http_request, stream=False)
+    if response.status_code >= 400:
+        raise error_from_response(llm.provider.name, response)
+    return llm.provider.parse_embed(llm.target, response)
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _requests(route: Route) -> int:
+    return sum(1 for attempt in route.attempts if attempt.made_request)
+
+
+def _record_route(call: Call, route: Route) -> None:
+    """Put the route's attempts on the call, and keep usage failed attempts reported."""
+    call.attempts = route.attempts
+    call.fallback_index = route.fallback_index if route.target is not None else None
+    call.target = route.target
+    billed = [
+        a.usage for a in route.attempts if a.outcome == "error" and a.usage is not None
+    ]
+    if billed and call.usage is not None:
+        call.set_usage(
+            input_tokens=call.usage.get("input_tokens", 0)
+            + sum(u.input_tokens for u in billed),
+            output_tokens=call.usage.get("output_tokens", 0)
+            + sum(u.output_tokens for u in billed),
+        )
+
+
+def _failed(call: Call, route: Route, exc: BaseException) -> None:
+    call.error = exc
+    _record_route(call, route)
+
+
+def _settle_embed(call: Call, route: Route, response: EmbeddingResponse) -> None:
+    call.response_model = response.model
+    call.provider = response.provider or call.provider
+    call.set_usage(input_tokens=response.usage.input_tokens)
+    call.estimated = response.usage.estimated
+    _record_route(call, route)
+
+
+def _embed_request(
+    texts: Sequence[str], extra: Mapping[str, Any] | None
+) -> tuple[list[str], Mapping[str, Any]]:
     if isinstance(texts, str):
-        return [texts]
-    listed = list(texts)
-    if not all(isinstance(text, str) for text in listed):
-        msg = "embed() takes a string or a list of strings"
-        raise TypeError(msg)
-    return listed
+        listed = [texts]
+    else:
+        listed = list(texts)
+        if not all(isinstance(text, str) for text in listed):
+            msg = "embed() takes a string or a list of strings"
+            raise TypeError(msg)
+    return listed, extra or {}
 
 
-def _estimate(response: ChatResponse, request: ChatRequest) -> ChatResponse:
+def estimate(response: ChatResponse, request: ChatRequest) -> ChatResponse:
     """Usage the provider did not report, counted with tiktoken and marked estimated."""
     from aisys.metering.tokens import count_tokens
 
@@ -376,261 +645,6 @@ def _estimate(response: ChatResponse, request: ChatRequest) -> ChatResponse:
         estimated=True,
     )
     return response.model_copy(update={"usage": usage})
-
-
-class _StreamCore:
-    """What both stream flavours share: parse events, time the first chunk, finish once."""
-
-    def __init__(self, llm: LLM, request: ChatRequest) -> None:
-        self._llm = llm
-        self._request = request
-        self._parser: StreamParser = llm.provider.stream_parser(llm.target)
-        self._pending: list[ChatChunk] = []
-        self._delivered = 0
-        self._finished = False
-        self._started_at = 0.0
-        self._span: Span | None = None
-        self._tel: Telemetry | None = None
-        self._call: Call | None = None
-        self.response: ChatResponse | None = None
-        """The whole answer with usage, once the stream is exhausted."""
-
-    def _begin(self) -> tuple[Telemetry, Span]:
-        tel, call, span, started = self._llm._begin("chat", self._request)
-        self._tel, self._call, self._span, self._started_at = tel, call, span, started
-        return tel, span
-
-    def _take(self, event: str, data: str) -> None:
-        chunks = self._parser.feed(event, data)
-        if chunks and self._delivered == 0 and self._call is not None:
-            self._call.ttft_s = time.perf_counter() - self._started_at
-        self._pending.extend(chunks)
-
-    def _next_chunk(self) -> ChatChunk:
-        chunk = self._pending.pop(0)
-        self._delivered += 1
-        return chunk
-
-    def _ended(self) -> ProviderError | None:
-        """The event stream ran out: finish the call, and return the error if it was cut."""
-        if not self._parser.complete:
-            name = self._llm.provider.name
-            error = ProviderConnectionError(
-                f"the {name} stream ended before the answer was complete, after "
-                f"{self._delivered} chunks ({len(self._parser.response().text)} characters) "
-                "had been delivered",
-                provider=name,
-            )
-            self._finish(error)
-            return error
-        response = self._parser.response()
-        if response.usage.estimated:
-            response = _estimate(response, self._request)
-        self.response = response
-        self._finish(None)
-        return None
-
-    def _broken(self, exc: ProviderError) -> ProviderError:
-        """Say how much was delivered when the stream breaks mid-way."""
-        if self._delivered and isinstance(exc, ProviderConnectionError):
-            return ProviderConnectionError(
-                f"{exc} after {self._delivered} chunks had been delivered",
-                provider=exc.provider,
-                status_code=exc.status_code,
-            )
-        return exc
-
-    def __del__(self) -> None:
-        # A stream dropped unfinished still ends its span (the pool reclaims the socket).
-        if getattr(self, "_finished", True) or getattr(self, "_call", None) is None:
-            return
-        with contextlib.suppress(Exception):  # nothing more to do at garbage collection
-            self._finish(None, early=True)
-
-    def _finish(self, error: BaseException | None, *, early: bool = False) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        call, tel, span = self._call, self._tel, self._span
-        if call is None or tel is None or span is None:
-            return
-        call.error = error
-        call.closed_early = early
-        call.stream_chunks = self._delivered
-        if self.response is not None:
-            read_result(call, self.response)
-        else:
-            partial = self._parser.response()
-            call.output_text = partial.text
-            call.response_id = partial.id
-            call.response_model = partial.model
-        tel.end(call, span, self._started_at)
-
-
-class ChatStream(_StreamCore):
-    """A streamed chat answer: iterate for `ChatChunk`s; also a context manager.
-
-    Added in 0.1.
-    """
-
-    _response: httpx2.Response | None = None
-    _events: Iterator[httpx2.ServerSentEvent] | None = None
-
-    def _open(self) -> None:
-        tel, span = self._begin()
-        token = tel.activate(span)
-        try:
-            self._response = drive(self._llm._open_flow(self._request))
-            self._events = iter(httpx2.EventSource(self._response))
-        except BaseException as exc:
-            self._finish(exc)
-            raise
-        finally:
-            tel.deactivate(token)
-
-    def __iter__(self) -> ChatStream:
-        return self
-
-    def __next__(self) -> ChatChunk:
-        if self._events is None:
-            if self._finished:
-                raise StopIteration
-            self._open()
-        assert self._events is not None  # noqa: S101 - set by _open
-        while not self._pending:
-            if self._finished:
-                raise StopIteration
-            try:
-                with transport_errors(self._llm.provider.name, "reading the stream"):
-                    event = next(self._events, None)
-                    if event is not None:
-                        self._take(event.event, event.data)
-            except ProviderError as exc:
-                error = self._broken(exc)
-                self._close_response()
-                self._finish(error)
-                raise error from exc
-            except BaseException as exc:
-                self._close_response()
-                self._finish(exc)
-                raise
-            if event is None:
-                self._close_response()
-                cut = self._ended()
-                if cut is not None:
-                    raise cut
-                raise StopIteration
-        return self._next_chunk()
-
-    def _close_response(self) -> None:
-        if self._response is not None:
-            self._response.close()
-
-    def close(self) -> None:
-        """Stop reading; the call's span ends, marked closed early if not exhausted."""
-        self._close_response()
-        self._finish(None, early=True)
-
-    def __enter__(self) -> ChatStream:
-        if self._events is None and not self._finished:
-            self._open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @property
-    def text(self) -> str:
-        """The text received so far."""
-        return self._parser.response().text
-
-
-class AsyncChatStream(_StreamCore):
-    """The async twin of `ChatStream`: ``async for`` and ``async with``.
-
-    Added in 0.1.
-    """
-
-    _response: httpx2.Response | None = None
-    _events: AsyncIterator[httpx2.ServerSentEvent] | None = None
-
-    async def _open(self) -> None:
-        tel, span = self._begin()
-        token = tel.activate(span)
-        try:
-            self._response = await adrive(self._llm._open_flow(self._request))
-            self._events = httpx2.EventSource(self._response).__aiter__()
-        except BaseException as exc:
-            self._finish(exc)
-            raise
-        finally:
-            tel.deactivate(token)
-
-    def __aiter__(self) -> AsyncChatStream:
-        return self
-
-    async def __anext__(self) -> ChatChunk:
-        if self._events is None:
-            if self._finished:
-                raise StopAsyncIteration
-            await self._open()
-        assert self._events is not None  # noqa: S101 - set by _open
-        while not self._pending:
-            if self._finished:
-                raise StopAsyncIteration
-            try:
-                with transport_errors(self._llm.provider.name, "reading the stream"):
-                    event = await anext(self._events, None)
-                    if event is not None:
-                        self._take(event.event, event.data)
-            except ProviderError as exc:
-                error = self._broken(exc)
-                await self._close_response()
-                self._finish(error)
-                raise error from exc
-            except BaseException as exc:
-                await self._close_response()
-                self._finish(exc)
-                raise
-            if event is None:
-                await self._close_response()
-                cut = self._ended()
-                if cut is not None:
-                    raise cut
-                raise StopAsyncIteration
-        return self._next_chunk()
-
-    async def _close_response(self) -> None:
-        if self._response is not None:
-            await self._response.aclose()
-
-    async def aclose(self) -> None:
-        """Stop reading; the call's span ends, marked closed early if not exhausted."""
-        await self._close_response()
-        self._finish(None, early=True)
-
-    async def __aenter__(self) -> AsyncChatStream:
-        if self._events is None and not self._finished:
-            await self._open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @property
-    def text(self) -> str:
-        """The text received so far."""
-        return self._parser.response().text
 
 
 def close_all() -> None:

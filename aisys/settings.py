@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     """Finished spans waiting for export; beyond it spans are dropped and counted."""
     flush_timeout: float = Field(default=5.0, gt=0)
     """Seconds `aisys.flush()` and `aisys.shutdown()` wait at most, also at exit."""
+    circuit_failure_threshold: int = Field(default=5, gt=0)
+    """Consecutive failed requests that open a target's circuit breaker."""
+    circuit_reset_s: float = Field(default=30.0, gt=0)
+    """Seconds an open breaker waits before letting one trial request through."""
 
     def __init__(self, **values: Any) -> None:
         try:

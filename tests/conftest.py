@@ -8,6 +8,7 @@ import openai
 import pytest
 
 import aisys
+from aisys.pipeline.route import reset_breakers
 from aisys.testing import Captured, capture
 from tests.wire_server import WireServer
 
@@ -70,6 +71,7 @@ def _fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     aisys._DEFAULT.shutdown(2.0)
     aisys._DEFAULT._settings = None
+    reset_breakers()
     yield
     aisys._DEFAULT.shutdown(2.0)
     aisys._DEFAULT._settings = None

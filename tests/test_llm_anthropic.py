@@ -19,7 +19,10 @@ KEY = "sk-ant-test-secret-9"
 @pytest.fixture(name="claude")
 def fixture_claude(server: WireServer) -> Iterator[aisys.LLM]:
     with aisys.LLM(
-        "anthropic:claude-3-5-haiku-latest", base_url=server.root_url, api_key=KEY
+        "anthropic:claude-3-5-haiku-latest",
+        base_url=server.root_url,
+        api_key=KEY,
+        retry=None,
     ) as llm:
         yield llm
 

@@ -18,7 +18,11 @@ KEY = "sk-test-secret-77aa"
 @pytest.fixture(name="llm")
 def fixture_llm(server: WireServer) -> Iterator[aisys.LLM]:
     with aisys.LLM(
-        "openai:gpt-4o-mini", base_url=server.base_url, api_key=KEY, timeout=1.0
+        "openai:gpt-4o-mini",
+        base_url=server.base_url,
+        api_key=KEY,
+        timeout=1.0,
+        retry=None,
     ) as llm:
         yield llm
 
@@ -150,7 +154,9 @@ def test_slow_response_times_out(server: WireServer, seen: Captured) -> None:
     """A response slower than the timeout raises ProviderTimeoutError."""
     server.script(Reply(delay_s=1.0))
     with (
-        aisys.LLM("openai:gpt-4o-mini", base_url=server.base_url, timeout=0.2) as llm,
+        aisys.LLM(
+            "openai:gpt-4o-mini", base_url=server.base_url, timeout=0.2, retry=None
+        ) as llm,
         pytest.raises(aisys.ProviderTimeoutError) as raised,
     ):
         llm.chat("hi")
@@ -176,7 +182,9 @@ def test_stream_cut_midway(llm: aisys.LLM, server: WireServer, seen: Captured) -
 async def test_async_errors_match(server: WireServer, seen: Captured) -> None:
     """The async twin raises the same classes."""
     server.script(Reply(status=429, headers={"retry-after": "2"}), Reply(status=500))
-    async with aisys.LLM("openai:gpt-4o-mini", base_url=server.base_url) as llm:
+    async with aisys.LLM(
+        "openai:gpt-4o-mini", base_url=server.base_url, retry=None
+    ) as llm:
         with pytest.raises(aisys.RateLimitError):
             await llm.achat("hi")
         with pytest.raises(aisys.ServerError):
@@ -196,7 +204,9 @@ def test_unreachable_server(seen: Captured) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with (
-        aisys.LLM("openai:m", base_url=f"http://127.0.0.1:{port}/v1") as llm,
+        aisys.LLM(
+            "openai:m", base_url=f"http://127.0.0.1:{port}/v1", retry=None
+        ) as llm,
         pytest.raises(aisys.ProviderConnectionError),
     ):
         llm.chat("hi")

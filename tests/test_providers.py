@@ -191,7 +191,7 @@ def test_scripted_default_echo_and_script(seen: Captured) -> None:
     with aisys.LLM("scripted:echo") as echo:
         assert echo.chat("hello").text == "You said: hello"
     script = ScriptedTransport(["first", Fault(503), httpx2.ConnectError("refused")])
-    with aisys.LLM("scripted:demo", transport=script) as llm:
+    with aisys.LLM("scripted:demo", transport=script, retry=None) as llm:
         assert llm.chat("a").text == "first"
         with pytest.raises(aisys.ServerError):
             llm.chat("b")

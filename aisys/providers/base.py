@@ -11,7 +11,6 @@ provider whether it recognises what a user's function returned.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import json
 import time
@@ -26,6 +25,7 @@ from aisys.errors import (
     AuthenticationError,
     BadRequestError,
     ConfigError,
+    ContextLengthError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
@@ -47,10 +47,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Provider",
+    "Failure",
     "ResultReader",
     "StreamParser",
     "StreamState",
     "Target",
+    "classify",
     "error_from_response",
     "field",
     "get_provider",
@@ -284,11 +286,52 @@ def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float
         return max(0.0, float(raw))
     except ValueError:
         pass
+    import email.utils  # only when a server sends an HTTP-date
+
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What an exception means for retrying: whether to try again, and when."""
+
+    retryable: bool
+    status_code: int | None = None
+    retry_after_s: float | None = None
+
+
+_RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+def classify(exc: BaseException | None) -> Failure:
+    """Read an aisys error, or an official SDK's (openai, anthropic), for retrying.
+
+    SDK errors are read by shape: ``status_code`` and ``response.headers`` on status
+    errors, and connection / timeout classes by name.
+    """
+    if exc is None:
+        return Failure(retryable=False)
+    if isinstance(exc, ProviderError):
+        return Failure(
+            exc.retryable, exc.status_code, getattr(exc, "retry_after_s", None)
+        )
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and not isinstance(status, bool):
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        return Failure(
+            status in _RETRYABLE_STATUSES or status >= 500,
+            status,
+            retry_after_s(headers) if isinstance(headers, Mapping) else None,
+        )
+    name = type(exc).__name__
+    transient = isinstance(exc, ConnectionError | TimeoutError) or any(
+        word in name for word in ("Timeout", "Connection")
+    )
+    return Failure(retryable=transient)
 
 
 def _provider_message(body: Any) -> str | None:
@@ -324,7 +367,21 @@ def error_from_response(provider: str, response: httpx2.Response) -> ProviderErr
         return ProviderTimeoutError(message, provider=provider, status_code=status)
     if status == 409 or status >= 500:
         return ServerError(message, provider=provider, status_code=status)
+    lowered = (detail or "").lower()
+    if status == 400 and any(hint in lowered for hint in _CONTEXT_HINTS):
+        return ContextLengthError(message, provider=provider, status_code=status)
     return BadRequestError(message, provider=provider, status_code=status)
+
+
+# How providers word "the prompt is too long for this model".
+_CONTEXT_HINTS = (
+    "context length",
+    "context_length",
+    "context window",
+    "maximum context",
+    "prompt is too long",
+    "too many tokens",
+)
 
 
 @contextmanager

@@ -1,0 +1,316 @@
+"""Route: a fallback chain over targets, one deadline, a circuit breaker per target.
+
+Targets are tried in order, each under its own `Retry` policy. A failure moves to the
+next target when ``fallback_on`` says so (by default: errors worth retrying elsewhere,
+and a prompt too long for the model); the deadline covers the whole chain; a target
+whose breaker is open is skipped without a request. Every attempt is recorded, so
+telemetry and `AllTargetsFailedError` can say exactly what happened.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from aisys.errors import (
+    AllTargetsFailedError,
+    CircuitOpenError,
+    ContextLengthError,
+    ProviderError,
+    ProviderTimeoutError,
+)
+from aisys.pipeline._clock import Clock
+from aisys.pipeline._flow import Flow
+from aisys.pipeline.retry import Retry, WaitTooLong, retry_flow
+from aisys.providers.base import classify
+
+__all__ = [
+    "Attempt",
+    "CircuitBreaker",
+    "Route",
+    "RouteTarget",
+    "breaker_states",
+    "default_fallback_on",
+    "reset_breakers",
+    "route_flow",
+]
+
+T = TypeVar("T")
+Outcome = Literal["ok", "error", "skipped", "deadline"]
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+@dataclass
+class Attempt:
+    """One try at one target: what was asked, what came back, how long it took."""
+
+    target: str
+    fallback_index: int
+    number: int
+    started_ns: int
+    started_at: float
+    ended_ns: int = 0
+    ended_at: float = 0.0
+    outcome: Outcome = "ok"
+    error: BaseException | None = None
+    status_code: int | None = None
+    wait_s: float = 0.0
+    """Seconds slept before this attempt."""
+    retry_after_s: float | None = None
+    """What the server asked to wait, when it failed with Retry-After."""
+    usage: Any = None
+    """Usage the provider reported for this attempt, even if it then failed."""
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds this attempt took."""
+        return max(0.0, self.ended_at - self.started_at)
+
+    @property
+    def made_request(self) -> bool:
+        """Whether a request was sent (skipped and out-of-time attempts send none)."""
+        return self.outcome in ("ok", "error")
+
+    def __repr__(self) -> str:
+        error = f", error={type(self.error).__name__}" if self.error is not None else ""
+        status = f", status={self.status_code}" if self.status_code is not None else ""
+        return (
+            f"Attempt({self.target!r}, #{self.number}, {self.outcome}{status}{error}, "
+            f"{self.elapsed_s:.3f}s)"
+        )
+
+
+class CircuitBreaker:
+    """Closed → open after consecutive failures → half-open after a pause → closed."""
+
+    def __init__(self) -> None:
+        self.state: BreakerState = "closed"
+        self.failures = 0
+        self.opened_at = 0.0
+        self._trial = False
+        self._lock = threading.Lock()
+
+    def allow(self, now: float, reset_s: float) -> bool:
+        """Whether a request may go out now (in half-open, only one trial at a time)."""
+        with self._lock:
+            if self.state == "open":
+                if now - self.opened_at < reset_s:
+                    return False
+                self.state = "half_open"
+                self._trial = False
+            if self.state == "half_open":
+                if self._trial:
+                    return False
+                self._trial = True
+            return True
+
+    def record(self, ok: bool, now: float, threshold: int) -> None:
+        """Count one request's outcome."""
+        with self._lock:
+            if ok:
+                self.state, self.failures, self._trial = "closed", 0, False
+                return
+            self.failures += 1
+            if self.state == "half_open" or self.failures >= threshold:
+                self.state, self.opened_at, self._trial = "open", now, False
+
+
+_BREAKERS: dict[str, CircuitBreaker] = {}
+_BREAKERS_LOCK = threading.Lock()
+
+
+def _breaker(key: str) -> CircuitBreaker:
+    with _BREAKERS_LOCK:
+        breaker = _BREAKERS.get(key)
+        if breaker is None:
+            breaker = _BREAKERS[key] = CircuitBreaker()
+        return breaker
+
+
+def breaker_states() -> dict[str, BreakerState]:
+    """Every known target's breaker state (process-wide)."""
+    with _BREAKERS_LOCK:
+        return {key: breaker.state for key, breaker in _BREAKERS.items()}
+
+
+def reset_breakers() -> None:
+    """Forget all breaker state (tests; or after an incident)."""
+    with _BREAKERS_LOCK:
+        _BREAKERS.clear()
+
+
+def default_fallback_on(exc: BaseException) -> bool:
+    """Move to the next target on errors another target may not have.
+
+    Retryable errors (429, 5xx, timeouts, connection failures), an open breaker, and a
+    prompt too long for this model's context. Not on other 4xx: the request itself
+    is wrong and would fail everywhere.
+    """
+    return classify(exc).retryable or isinstance(
+        exc, CircuitOpenError | ContextLengthError | WaitTooLong
+    )
+
+
+@dataclass
+class RouteTarget(Generic[T]):
+    """One place to try: a label, a breaker key, a retry policy, and the attempt itself."""
+
+    label: str
+    run: Callable[[float | None], Flow[T]]
+    """Makes the attempt flow, given the time left for it (``None``: no deadline)."""
+    retry: Retry
+    breaker_key: str | None = None
+
+
+@dataclass
+class Route:
+    """One call's journey through its targets; read by telemetry afterwards."""
+
+    clock: Clock
+    deadline_s: float | None = None
+    fallback_on: Callable[[BaseException], bool] = default_fallback_on
+    failure_threshold: int = 5
+    reset_s: float = 30.0
+    attempts: list[Attempt] = field(default_factory=list)
+    fallback_index: int = 0
+    target: str | None = None
+    started_at: float = 0.0
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline, or ``None`` without one."""
+        if self.deadline_s is None:
+            return None
+        return self.deadline_s - (self.clock.now() - self.started_at)
+
+    def _begin(self, target: str, index: int, number: int, wait_s: float) -> Attempt:
+        attempt = Attempt(
+            target=target,
+            fallback_index=index,
+            number=number,
+            started_ns=time.time_ns(),
+            started_at=self.clock.now(),
+            wait_s=wait_s,
+        )
+        self.attempts.append(attempt)
+        return attempt
+
+    def _end(
+        self, attempt: Attempt, error: BaseException | None, outcome: Outcome
+    ) -> None:
+        attempt.ended_ns = time.time_ns()
+        attempt.ended_at = self.clock.now()
+        attempt.outcome = outcome
+        if error is not None:
+            attempt.error = error
+            failure = classify(error)
+            attempt.status_code = failure.status_code
+            attempt.retry_after_s = failure.retry_after_s
+            attempt.usage = getattr(error, "usage", None)
+
+
+def route_flow(route: Route, targets: list[RouteTarget[T]]) -> Flow[T]:
+    """Try ``targets`` in order under one deadline; returns the first success.
+
+    A single target re-raises its last error; a chain raises `AllTargetsFailedError`
+    once no target is left (or the deadline passed). An error ``fallback_on`` rejects
+    (a malformed request) is raised at once: no other target would take it.
+    """
+    route.started_at = route.clock.now()
+    errors: list[BaseException] = []
+    for index, target in enumerate(targets):
+        breaker = _breaker(target.breaker_key) if target.breaker_key else None
+        try:
+            result = yield from retry_flow(
+                target.retry,
+                _attempt_flow(route, target, index, breaker),
+                clock=route.clock,
+                remaining=route.remaining,
+            )
+        except WaitTooLong as stop:
+            errors.append(stop.last)
+        except Exception as exc:
+            errors.append(exc)
+            if not route.fallback_on(exc) and not _deadline_passed(route):
+                raise
+        else:
+            route.fallback_index = index
+            route.target = target.label
+            return result
+        if _deadline_passed(route):
+            break
+    if len(targets) == 1 and errors:
+        raise errors[-1]
+    raise _all_failed(route, errors)
+
+
+def _deadline_passed(route: Route) -> bool:
+    left = route.remaining()
+    return left is not None and left <= 0
+
+
+def _attempt_flow(
+    route: Route, target: RouteTarget[T], index: int, breaker: CircuitBreaker | None
+) -> Callable[[float], Flow[T]]:
+    """The attempt retry_flow repeats: checks deadline and breaker, runs, records."""
+    number = 0
+
+    def attempt(wait_s: float) -> Flow[T]:
+        nonlocal number
+        number += 1
+        record = route._begin(target.label, index, number, wait_s)
+        left = route.remaining()
+        error: ProviderError
+        if left is not None and left <= 0:
+            error = ProviderTimeoutError(
+                f"the deadline of {route.deadline_s} s passed before {target.label} "
+                f"could be tried",
+            )
+            route._end(record, error, "deadline")
+            raise error
+        if breaker is not None and not breaker.allow(route.clock.now(), route.reset_s):
+            error = CircuitOpenError(
+                f"{target.label} skipped: its circuit breaker is open after repeated "
+                f"failures (retried after {route.reset_s} s)",
+            )
+            route._end(record, error, "skipped")
+            raise error
+        try:
+            result = yield from target.run(left)
+        except Exception as exc:
+            route._end(record, exc, "error")
+            if breaker is not None:
+                breaker.record(
+                    not classify(exc).retryable,
+                    route.clock.now(),
+                    route.failure_threshold,
+                )
+            raise
+        route._end(record, None, "ok")
+        if breaker is not None:
+            breaker.record(True, route.clock.now(), route.failure_threshold)
+        return result
+
+    return attempt
+
+
+def _all_failed(route: Route, errors: list[BaseException]) -> AllTargetsFailedError:
+    tried = sorted(
+        {a.target for a in route.attempts}, key=[a.target for a in route.attempts].index
+    )
+    last = errors[-1] if errors else None
+    reason = "the deadline passed" if _deadline_passed(route) else "every target failed"
+    summary = "; ".join(
+        f"{a.target} #{a.number}: {a.outcome}"
+        + (f" {type(a.error).__name__}" if a.error is not None else "")
+        + (f" HTTP {a.status_code}" if a.status_code else "")
+        for a in route.attempts
+    )
+    error = AllTargetsFailedError(
+        f"{reason} ({len(route.attempts)} attempts over {', '.join(tried)}): {summary}",
+        tuple(route.attempts),
+    )
+    error.__cause__ = last
+    return error

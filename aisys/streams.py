@@ -1,0 +1,301 @@
+"""ChatStream and AsyncChatStream: a streamed answer, its span, and its one ending.
+
+Opening a stream goes through the LLM's route (retries, fallbacks, deadline) up to the
+first chunk; after that a failure is raised as it is, saying how much was delivered,
+because the caller has already seen part of the answer. The span ends once: on
+exhaustion, error, `close()`/`aclose()`, leaving ``with``, or garbage collection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from aisys.errors import ProviderConnectionError, ProviderError
+from aisys.llm import Opened, estimate, stream_attempt
+from aisys.pipeline._flow import Flow, adrive, drive
+from aisys.providers.base import read_result
+from aisys.types import ChatChunk, ChatRequest, ChatResponse
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from aisys.call import Call
+    from aisys.llm import LLM
+    from aisys.pipeline.route import Route
+    from aisys.telemetry.runtime import Telemetry
+
+__all__ = ["AsyncChatStream", "ChatStream"]
+
+
+class _StreamCore:
+    """What both stream flavours share: chunks in order, first-chunk time, one ending."""
+
+    def __init__(self, llm: LLM, request: ChatRequest) -> None:
+        self._llm = llm
+        self._request = request
+        self._opened: Opened | None = None
+        self._pending: list[ChatChunk] = []
+        self._delivered = 0
+        self._finished = False
+        self._started_at = 0.0
+        self._span: Span | None = None
+        self._tel: Telemetry | None = None
+        self._call: Call | None = None
+        self._route: Route | None = None
+        self.response: ChatResponse | None = None
+        """The whole answer with usage, once the stream is exhausted."""
+
+    def _begin(self) -> tuple[Telemetry, Span, Route]:
+        tel, call, span, started = self._llm._begin("chat", self._request)
+        route = self._llm._new_route()
+        self._tel, self._call, self._span, self._started_at, self._route = (
+            tel,
+            call,
+            span,
+            started,
+            route,
+        )
+        return tel, span, route
+
+    def _flow(self, route: Route) -> Flow[Opened]:
+        return self._llm._route_flow(route, stream_attempt, self._request)
+
+    def _accept(self, opened: Opened) -> None:
+        self._opened = opened
+        self._take(opened.chunks)
+
+    def _take(self, chunks: list[ChatChunk]) -> None:
+        call = self._call
+        if chunks and call is not None and call.ttft_s is None:
+            call.ttft_s = time.perf_counter() - self._started_at
+        self._pending.extend(chunks)
+
+    def _feed(self, event: str, data: str) -> None:
+        assert self._opened is not None  # noqa: S101 - only called once opened
+        self._take(self._opened.parser.feed(event, data))
+
+    def _next_chunk(self) -> ChatChunk:
+        self._delivered += 1
+        return self._pending.pop(0)
+
+    @property
+    def _provider(self) -> str:
+        return (
+            self._opened.llm.provider.name if self._opened else self._llm.provider.name
+        )
+
+    def _ended(self) -> ProviderError | None:
+        """The event stream ran out: finish the call; return the error if it was cut."""
+        assert self._opened is not None  # noqa: S101 - only called once opened
+        parser = self._opened.parser
+        if not parser.complete:
+            error = ProviderConnectionError(
+                f"the {self._provider} stream ended before the answer was complete, after "
+                f"{self._delivered} chunks ({len(parser.response().text)} characters) "
+                "had been delivered",
+                provider=self._provider,
+            )
+            self._finish(error)
+            return error
+        response = parser.response()
+        if response.usage.estimated:
+            response = estimate(response, self._request)
+        if self._route is not None:
+            response = response.model_copy(
+                update={
+                    "attempts": sum(1 for a in self._route.attempts if a.made_request),
+                    "fallback_index": self._route.fallback_index,
+                }
+            )
+        self.response = response
+        self._finish(None)
+        return None
+
+    def _broken(self, exc: ProviderError) -> ProviderError:
+        """Say how much was delivered when the stream breaks mid-way."""
+        if self._delivered and isinstance(exc, ProviderConnectionError):
+            return ProviderConnectionError(
+                f"{exc} after {self._delivered} chunks had been delivered",
+                provider=exc.provider,
+                status_code=exc.status_code,
+            )
+        return exc
+
+    def __del__(self) -> None:
+        # A stream dropped unfinished still ends its span (the pool reclaims the socket).
+        if getattr(self, "_finished", True) or getattr(self, "_call", None) is None:
+            return
+        with contextlib.suppress(Exception):  # nothing more to do at garbage collection
+            self._finish(None, early=True)
+
+    def _finish(self, error: BaseException | None, *, early: bool = False) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        call, tel, span = self._call, self._tel, self._span
+        if call is None or tel is None or span is None:
+            return
+        from aisys.llm import _record_route
+
+        call.error = error
+        call.closed_early = early
+        call.stream_chunks = self._delivered
+        if self.response is not None:
+            call.provider = self.response.provider or call.provider
+            read_result(call, self.response)
+        elif self._opened is not None:
+            partial = self._opened.parser.response()
+            call.output_text = partial.text
+            call.response_id = partial.id
+            call.response_model = partial.model
+        if self._route is not None:
+            _record_route(call, self._route)
+        tel.end(call, span, self._started_at)
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return self._opened.parser.response().text if self._opened else ""
+
+
+class ChatStream(_StreamCore):
+    """A streamed chat answer: iterate for `ChatChunk`s; also a context manager.
+
+    Added in 0.1.
+    """
+
+    def _open(self) -> None:
+        tel, span, route = self._begin()
+        token = tel.activate(span)
+        try:
+            self._accept(drive(self._flow(route)))
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        finally:
+            tel.deactivate(token)
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> ChatChunk:
+        if self._opened is None:
+            if self._finished:
+                raise StopIteration
+            self._open()
+        assert self._opened is not None  # noqa: S101 - set by _open
+        while not self._pending:
+            if self._finished:
+                raise StopIteration
+            try:
+                event = self._opened.reader.run()
+                if event is not None:
+                    self._feed(event.event, event.data)
+            except ProviderError as exc:
+                error = self._broken(exc)
+                self._opened.reader.close()
+                self._finish(error)
+                raise error from exc
+            except BaseException as exc:
+                self._opened.reader.close()
+                self._finish(exc)
+                raise
+            if event is None:
+                self._opened.reader.close()
+                cut = self._ended()
+                if cut is not None:
+                    raise cut
+                raise StopIteration
+        return self._next_chunk()
+
+    def close(self) -> None:
+        """Stop reading; the call's span ends, marked closed early if not exhausted."""
+        if self._opened is not None:
+            self._opened.reader.close()
+        self._finish(None, early=True)
+
+    def __enter__(self) -> ChatStream:
+        if self._opened is None and not self._finished:
+            self._open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncChatStream(_StreamCore):
+    """The async twin of `ChatStream`: ``async for`` and ``async with``.
+
+    Added in 0.1.
+    """
+
+    async def _open(self) -> None:
+        tel, span, route = self._begin()
+        token = tel.activate(span)
+        try:
+            self._accept(await adrive(self._flow(route)))
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        finally:
+            tel.deactivate(token)
+
+    def __aiter__(self) -> AsyncChatStream:
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        if self._opened is None:
+            if self._finished:
+                raise StopAsyncIteration
+            await self._open()
+        assert self._opened is not None  # noqa: S101 - set by _open
+        while not self._pending:
+            if self._finished:
+                raise StopAsyncIteration
+            try:
+                event = await self._opened.reader.arun()
+                if event is not None:
+                    self._feed(event.event, event.data)
+            except ProviderError as exc:
+                error = self._broken(exc)
+                await self._opened.reader.aclose()
+                self._finish(error)
+                raise error from exc
+            except BaseException as exc:
+                await self._opened.reader.aclose()
+                self._finish(exc)
+                raise
+            if event is None:
+                await self._opened.reader.aclose()
+                cut = self._ended()
+                if cut is not None:
+                    raise cut
+                raise StopAsyncIteration
+        return self._next_chunk()
+
+    async def aclose(self) -> None:
+        """Stop reading; the call's span ends, marked closed early if not exhausted."""
+        if self._opened is not None:
+            await self._opened.reader.aclose()
+        self._finish(None, early=True)
+
+    async def __aenter__(self) -> AsyncChatStream:
+        if self._opened is None and not self._finished:
+            await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
