@@ -12,13 +12,14 @@ import threading
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from aisys.instrument import Spec, TraceBlock, instrument
+from aisys.instrument import FunctionRoute, Spec, TraceBlock, instrument
 from aisys.pipeline._clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from aisys.pipeline.retry import Retry
     from aisys.settings import Settings
     from aisys.telemetry.runtime import Telemetry
 
@@ -154,6 +155,9 @@ class Runtime:
         provider: str | None = None,
         model: str | None = None,
         operation: str = "chat",
+        retry: Retry | None = None,
+        fallbacks: Sequence[Callable[..., Any]] = (),
+        deadline: float | None = None,
     ) -> Callable[[F], F]: ...
     def traced_llm(
         self,
@@ -164,6 +168,9 @@ class Runtime:
         provider: str | None = None,
         model: str | None = None,
         operation: str = "chat",
+        retry: Retry | None = None,
+        fallbacks: Sequence[Callable[..., Any]] = (),
+        deadline: float | None = None,
     ) -> F | Callable[[F], F]:
         """Trace a function that calls a model; it returns exactly what it returned.
 
@@ -171,6 +178,10 @@ class Runtime:
         ``openai`` or ``anthropic`` SDK object, the same as a dict, a `ChatResponse`,
         or a plain string (tokens then counted offline, marked estimated). A provider
         stream is passed through and its span ends when the stream does.
+
+        ``retry=aisys.Retry(...)``, ``fallbacks=[other_fn, ...]`` (same arguments) and
+        ``deadline=`` give the function the same policy as `aisys.LLM`: official SDK
+        errors (429, 5xx, timeouts, connection errors) are recognised as retryable.
 
         Added in 0.1.
         """
@@ -184,7 +195,18 @@ class Runtime:
                 provider=provider,
                 model=model,
             )
-            return instrument(self, spec, func)  # type: ignore[return-value]
+            route = (
+                FunctionRoute(
+                    func,
+                    fallbacks=fallbacks,
+                    retry=retry,
+                    deadline=deadline,
+                    provider=provider,
+                )
+                if retry is not None or fallbacks or deadline is not None
+                else None
+            )
+            return instrument(self, spec, func, route)  # type: ignore[return-value]
 
         return decorate(fn) if fn is not None else decorate
 

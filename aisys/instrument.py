@@ -12,21 +12,25 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys.call import Call
 from aisys.context import _SCOPE, Scope
+from aisys.errors import ConfigError
+from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.providers.base import StreamState, read_chunk, read_result, stream_kind
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from aisys._runtime import Runtime
+    from aisys.pipeline.retry import Retry
+    from aisys.pipeline.route import Route
     from aisys.telemetry.runtime import Telemetry
 
-__all__ = ["Spec", "TraceBlock", "instrument"]
+__all__ = ["FunctionRoute", "Spec", "TraceBlock", "instrument"]
 
 # Parameters whose value is the prompt or the query, in order of preference.
 _INPUT_PARAMS = ("messages", "prompt", "question", "query", "input", "text")
@@ -185,10 +189,127 @@ class Spec:
             call.query = query if isinstance(query, str) else None
 
 
+class Invoke:
+    """The effect of calling the user's function (awaiting it, for coroutines)."""
+
+    __slots__ = ("args", "fn", "kwargs")
+
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+
+    def run(self) -> Any:
+        """Call the function."""
+        return self.fn(*self.args, **self.kwargs)
+
+    async def arun(self) -> Any:
+        """Call the coroutine function and await it."""
+        return await self.fn(*self.args, **self.kwargs)
+
+
+class FunctionRoute:
+    """Retry and fallbacks for a decorated function: the same route `aisys.LLM` uses.
+
+    Fallbacks are functions taking the same arguments; the deadline is checked before
+    each attempt and wait (a running function is not interrupted).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        fallbacks: Sequence[Callable[..., Any]],
+        retry: Retry | None,
+        deadline: float | None,
+        provider: str | None,
+    ) -> None:
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            msg = (
+                f"retry= and fallbacks= cannot wrap the generator function {fn.__qualname__}: "
+                "its items are already with the caller when it fails; retry the call that "
+                "opens the stream instead"
+            )
+            raise ConfigError(msg, field="retry")
+        is_async = inspect.iscoroutinefunction(fn)
+        for fallback in fallbacks:
+            if inspect.iscoroutinefunction(fallback) != is_async:
+                msg = (
+                    f"fallback {getattr(fallback, '__qualname__', fallback)!r} must be "
+                    f"{'a coroutine function' if is_async else 'a plain function'} like "
+                    f"{fn.__qualname__}"
+                )
+                raise ConfigError(msg, field="fallbacks")
+        if deadline is not None and deadline <= 0:
+            raise ConfigError(
+                f"deadline must be positive seconds, got {deadline}", field="deadline"
+            )
+        # Loaded here, not at import: only functions with a policy pay for tenacity.
+        from aisys.pipeline.retry import Retry
+        from aisys.pipeline.route import record_route
+
+        self.record = record_route
+        self.functions = (fn, *fallbacks)
+        self.retry = retry or Retry(max_attempts=1)
+        self.deadline = deadline
+        self.prefix = provider or "function"
+
+    def new_route(self, runtime: Runtime) -> Route:
+        """A fresh route for one call, with the runtime's clock and breaker settings."""
+        from aisys.pipeline.route import Route
+
+        settings = runtime.settings
+        return Route(
+            clock=runtime.clock,
+            deadline_s=self.deadline,
+            failure_threshold=settings.circuit_failure_threshold,
+            reset_s=settings.circuit_reset_s,
+        )
+
+    def flow(
+        self, route: Route, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Flow[Any]:
+        """The route over the functions, for one call's arguments."""
+        from aisys.pipeline.route import RouteTarget, route_flow
+
+        targets = [
+            RouteTarget(
+                label=f"{self.prefix}:{function.__qualname__}",
+                run=functools.partial(_invoke, function, args, kwargs),
+                retry=self.retry,
+                breaker_key=f"{function.__module__}.{function.__qualname__}",
+            )
+            for function in self.functions
+        ]
+        return route_flow(route, targets)
+
+
+def _invoke(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    timeout: float | None,
+) -> Flow[Any]:
+    result = yield Invoke(fn, args, kwargs)
+    return result
+
+
 def instrument(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+    runtime: Runtime,
+    spec: Spec,
+    fn: Callable[..., Any],
+    route: FunctionRoute | None = None,
 ) -> Callable[..., Any]:
     """Wrap ``fn`` so each call makes one span and one log event."""
+    if route is not None:
+        wrapper_: Callable[..., Any] = (
+            _routed_coroutine_wrapper(runtime, spec, route)
+            if inspect.iscoroutinefunction(fn)
+            else _routed_function_wrapper(runtime, spec, route)
+        )
+        return functools.wraps(fn)(wrapper_)
     if inspect.isasyncgenfunction(fn):
         wrapper: Callable[..., Any] = _async_generator_wrapper(runtime, spec, fn)
     elif inspect.isgeneratorfunction(fn):
@@ -217,6 +338,56 @@ def _function_wrapper(
             tel.end(call, span, started)
             raise
         tel.deactivate(token)
+        return _settle(tel, spec, call, span, started, result, args, kwargs)
+
+    return wrapper
+
+
+def _routed_function_wrapper(
+    runtime: Runtime, spec: Spec, policy: FunctionRoute
+) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tel = runtime.telemetry
+        call = spec.new_call(args, kwargs)
+        span = tel.start(call)
+        started = time.perf_counter()
+        route = policy.new_route(runtime)
+        token = tel.activate(span)
+        try:
+            result = drive(policy.flow(route, args, kwargs))
+        except BaseException as exc:
+            call.error = exc
+            policy.record(call, route)
+            tel.deactivate(token)
+            tel.end(call, span, started)
+            raise
+        tel.deactivate(token)
+        policy.record(call, route)
+        return _settle(tel, spec, call, span, started, result, args, kwargs)
+
+    return wrapper
+
+
+def _routed_coroutine_wrapper(
+    runtime: Runtime, spec: Spec, policy: FunctionRoute
+) -> Callable[..., Any]:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tel = runtime.telemetry
+        call = spec.new_call(args, kwargs)
+        span = tel.start(call)
+        started = time.perf_counter()
+        route = policy.new_route(runtime)
+        token = tel.activate(span)
+        try:
+            result = await adrive(policy.flow(route, args, kwargs))
+        except BaseException as exc:
+            call.error = exc
+            policy.record(call, route)
+            tel.deactivate(token)
+            tel.end(call, span, started)
+            raise
+        tel.deactivate(token)
+        policy.record(call, route)
         return _settle(tel, spec, call, span, started, result, args, kwargs)
 
     return wrapper

@@ -30,7 +30,13 @@ from aisys.context import _SCOPE
 from aisys.errors import ConfigError, ProviderConnectionError
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.pipeline.retry import Retry
-from aisys.pipeline.route import Route, RouteTarget, default_fallback_on, route_flow
+from aisys.pipeline.route import (
+    Route,
+    RouteTarget,
+    default_fallback_on,
+    record_route,
+    route_flow,
+)
 from aisys.providers.base import (
     Provider,
     StreamParser,
@@ -526,7 +532,7 @@ class LLM:
         )
         call.provider = response.provider or call.provider
         read_result(call, response)
-        _record_route(call, route)
+        record_route(call, route)
         return response
 
 
@@ -591,26 +597,9 @@ def _requests(route: Route) -> int:
     return sum(1 for attempt in route.attempts if attempt.made_request)
 
 
-def _record_route(call: Call, route: Route) -> None:
-    """Put the route's attempts on the call, and keep usage failed attempts reported."""
-    call.attempts = route.attempts
-    call.fallback_index = route.fallback_index if route.target is not None else None
-    call.target = route.target
-    billed = [
-        a.usage for a in route.attempts if a.outcome == "error" and a.usage is not None
-    ]
-    if billed and call.usage is not None:
-        call.set_usage(
-            input_tokens=call.usage.get("input_tokens", 0)
-            + sum(u.input_tokens for u in billed),
-            output_tokens=call.usage.get("output_tokens", 0)
-            + sum(u.output_tokens for u in billed),
-        )
-
-
 def _failed(call: Call, route: Route, exc: BaseException) -> None:
     call.error = exc
-    _record_route(call, route)
+    record_route(call, route)
 
 
 def _settle_embed(call: Call, route: Route, response: EmbeddingResponse) -> None:
@@ -618,7 +607,7 @@ def _settle_embed(call: Call, route: Route, response: EmbeddingResponse) -> None
     call.provider = response.provider or call.provider
     call.set_usage(input_tokens=response.usage.input_tokens)
     call.estimated = response.usage.estimated
-    _record_route(call, route)
+    record_route(call, route)
 
 
 def _embed_request(

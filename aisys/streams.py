@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from aisys.errors import ProviderConnectionError, ProviderError
 from aisys.llm import Opened, estimate, stream_attempt
 from aisys.pipeline._flow import Flow, adrive, drive
+from aisys.pipeline.route import record_route
 from aisys.providers.base import read_result
 from aisys.types import ChatChunk, ChatRequest, ChatResponse
 
@@ -138,8 +139,6 @@ class _StreamCore:
         call, tel, span = self._call, self._tel, self._span
         if call is None or tel is None or span is None:
             return
-        from aisys.llm import _record_route
-
         call.error = error
         call.closed_early = early
         call.stream_chunks = self._delivered
@@ -152,7 +151,7 @@ class _StreamCore:
             call.response_id = partial.id
             call.response_model = partial.model
         if self._route is not None:
-            _record_route(call, self._route)
+            record_route(call, self._route)
         tel.end(call, span, self._started_at)
 
     @property

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from aisys.call import Call
 from aisys.errors import (
     AllTargetsFailedError,
     CircuitOpenError,
@@ -34,6 +35,7 @@ __all__ = [
     "RouteTarget",
     "breaker_states",
     "default_fallback_on",
+    "record_route",
     "reset_breakers",
     "route_flow",
 ]
@@ -294,6 +296,24 @@ def _attempt_flow(
         return result
 
     return attempt
+
+
+def record_route(call: Call, route: Route) -> None:
+    """Put the route's attempts on the call, adding usage that failed attempts reported."""
+    call.attempts = route.attempts
+    call.fallback_index = route.fallback_index if route.target is not None else None
+    call.target = route.target
+    billed = [
+        a.usage for a in route.attempts if a.outcome == "error" and a.usage is not None
+    ]
+    if billed:
+        usage = call.usage or {}
+        call.set_usage(
+            input_tokens=usage.get("input_tokens", 0)
+            + sum(u.input_tokens for u in billed),
+            output_tokens=usage.get("output_tokens", 0)
+            + sum(u.output_tokens for u in billed),
+        )
 
 
 def _all_failed(route: Route, errors: list[BaseException]) -> AllTargetsFailedError:

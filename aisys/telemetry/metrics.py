@@ -6,9 +6,10 @@ newer inference metrics (OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimenta
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from aisys.call import Call
 from aisys.telemetry import attributes as A
@@ -45,6 +46,22 @@ class Instruments:
         self.errors = meter.create_counter(
             A.METRIC_ERRORS, unit="{error}", description="Calls that failed."
         )
+        self.retries = meter.create_counter(
+            A.METRIC_RETRIES,
+            unit="{request}",
+            description="Requests repeated after a failure.",
+        )
+        self.fallbacks = meter.create_counter(
+            A.METRIC_FALLBACKS,
+            unit="{target}",
+            description="Moves to a fallback target.",
+        )
+        meter.create_observable_gauge(
+            A.METRIC_CIRCUIT_STATE,
+            callbacks=[_circuit_states],
+            unit="{state}",
+            description="Circuit breaker per target: 0 closed, 1 half-open, 2 open.",
+        )
         if latest:
             self.inference_duration = meter.create_histogram(
                 A.METRIC_INFERENCE_DURATION,
@@ -76,6 +93,15 @@ class Instruments:
                 explicit_bucket_boundaries_advisory=list(A.TOKEN_BUCKETS),
             )
 
+    def _record_route(self, call: Call, attrs: dict[str, Any]) -> None:
+        made = [a for a in call.attempts if a.made_request]
+        retries = len(made) - len({a.fallback_index for a in made})
+        if retries > 0:
+            self.retries.add(retries, attrs)
+        moved = max(a.fallback_index for a in call.attempts)
+        if moved > 0:
+            self.fallbacks.add(moved, attrs)
+
     def record(self, call: Call, duration_s: float) -> None:
         """Record one finished call."""
         attrs: dict[str, Any] = {A.GEN_AI_OPERATION_NAME: call.operation}
@@ -93,6 +119,8 @@ class Instruments:
 
             attrs = {**attrs, A.ERROR_TYPE: error_type(call.error)}
             self.errors.add(1, attrs)
+        if call.attempts:
+            self._record_route(call, ok_attrs)
         inference = call.kind == "llm" and call.operation != "embeddings"
         if self.latest and inference:
             self.inference_duration.record(duration_s, attrs)
@@ -119,3 +147,16 @@ class Instruments:
             self.token_usage.record(
                 usage["output_tokens"], {**ok_attrs, A.GEN_AI_TOKEN_TYPE: "output"}
             )
+
+
+_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def _circuit_states(options: CallbackOptions) -> Iterable[Observation]:
+    """Every known target's breaker state, read when metrics are collected."""
+    from aisys.pipeline.route import breaker_states
+
+    return [
+        Observation(_STATE_VALUES[state], {A.AISYS_TARGET: target})
+        for target, state in breaker_states().items()
+    ]

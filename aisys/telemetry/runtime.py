@@ -26,7 +26,13 @@ from aisys.settings import Settings
 from aisys.telemetry import attributes as A
 from aisys.telemetry.logs import EventLog
 from aisys.telemetry.metrics import Instruments
-from aisys.telemetry.spans import end_attributes, error_type, start_attributes
+from aisys.telemetry.spans import (
+    attempt_attributes,
+    attempts_summary,
+    end_attributes,
+    error_type,
+    start_attributes,
+)
 
 __all__ = ["Telemetry"]
 
@@ -159,6 +165,8 @@ class Telemetry:
                 else {}
             )
             if recording:
+                if len(call.attempts) > 1:
+                    self._attempt_spans(call, span)
                 name = call.span_name()
                 if name != call.started_as:
                     span.update_name(name)
@@ -178,6 +186,26 @@ class Telemetry:
         except Exception:  # telemetry must never break the call it observes
             _log.debug("aisys could not record a call", exc_info=True)
 
+    def _attempt_spans(self, call: Call, parent: Span) -> None:
+        """One child span per attempt, stamped with the attempt's own times."""
+        context = trace.set_span_in_context(parent)
+        for attempt in call.attempts:
+            child = self.tracer.start_span(
+                f"{call.operation} {attempt.target.partition(':')[2]}",
+                context=context,
+                kind=SpanKind.CLIENT,
+                attributes=attempt_attributes(call, attempt),
+                start_time=attempt.started_ns,
+            )
+            if attempt.error is not None:
+                child.set_status(
+                    Status(
+                        StatusCode.ERROR,
+                        f"{error_type(attempt.error)}: {attempt.error}"[:500],
+                    )
+                )
+            child.end(end_time=max(attempt.ended_ns, attempt.started_ns))
+
     def _emit(
         self, call: Call, span: Span, attrs: dict[str, Any], duration: float
     ) -> None:
@@ -191,6 +219,8 @@ class Telemetry:
             **start_attributes(call),
             **attrs,
         }
+        if len(call.attempts) > 1:
+            fields[A.AISYS_ATTEMPTS] = attempts_summary(call)
         event = A.LOG_EVENT_TRACE if call.kind == "trace" else A.LOG_EVENT_CALL
         self.events.emit(event, fields, failed=call.error is not None)
 

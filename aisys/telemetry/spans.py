@@ -13,7 +13,13 @@ from typing import Any
 from aisys.call import Call
 from aisys.telemetry import attributes as A
 
-__all__ = ["end_attributes", "error_type", "start_attributes"]
+__all__ = [
+    "attempt_attributes",
+    "attempts_summary",
+    "end_attributes",
+    "error_type",
+    "start_attributes",
+]
 
 _PARAM_ATTRIBUTES: Mapping[str, str] = {
     "temperature": A.GEN_AI_REQUEST_TEMPERATURE,
@@ -95,6 +101,12 @@ def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]
     if call.ttft_s is not None:
         attrs[A.AISYS_STREAM_TTFT_MS] = round(call.ttft_s * 1000, 3)
         attrs[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.ttft_s
+    if call.attempts:
+        attrs[A.AISYS_RETRY_ATTEMPTS] = sum(1 for a in call.attempts if a.made_request)
+        if call.fallback_index is not None:
+            attrs[A.AISYS_FALLBACK_INDEX] = call.fallback_index
+        if call.target:
+            attrs[A.AISYS_TARGET] = call.target
     if call.error is not None:
         attrs[A.ERROR_TYPE] = error_type(call.error)
     if capture:
@@ -102,6 +114,45 @@ def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]
     if call.attributes:
         attrs.update(call.attributes)
     return attrs
+
+
+def attempt_attributes(call: Call, attempt: Any) -> dict[str, Any]:
+    """Attributes of one attempt's child span."""
+    provider, _, model = attempt.target.partition(":")
+    attrs: dict[str, Any] = {
+        A.GEN_AI_OPERATION_NAME: call.operation,
+        A.GEN_AI_PROVIDER_NAME: provider,
+        A.GEN_AI_REQUEST_MODEL: model,
+        A.AISYS_ATTEMPT_NUMBER: attempt.number,
+        A.AISYS_ATTEMPT_OUTCOME: attempt.outcome,
+        A.AISYS_FALLBACK_INDEX: attempt.fallback_index,
+    }
+    if attempt.wait_s:
+        attrs[A.AISYS_ATTEMPT_WAIT_S] = attempt.wait_s
+    if attempt.retry_after_s is not None:
+        attrs[A.AISYS_ATTEMPT_RETRY_AFTER_S] = attempt.retry_after_s
+    if attempt.status_code is not None:
+        attrs[A.HTTP_RESPONSE_STATUS_CODE] = attempt.status_code
+    if attempt.error is not None:
+        attrs[A.ERROR_TYPE] = error_type(attempt.error)
+    return attrs
+
+
+def attempts_summary(call: Call) -> list[dict[str, Any]]:
+    """The attempts as plain dicts, for the call's log event."""
+    return [
+        {
+            "target": a.target,
+            "number": a.number,
+            "outcome": a.outcome,
+            "error.type": error_type(a.error) if a.error is not None else None,
+            "status": a.status_code,
+            "elapsed_s": round(a.elapsed_s, 6),
+            "wait_s": round(a.wait_s, 6),
+            "retry_after_s": a.retry_after_s,
+        }
+        for a in call.attempts
+    ]
 
 
 def _usage_attributes(
