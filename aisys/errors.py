@@ -94,6 +94,7 @@ class ProviderError(AisysError):
         provider: The provider name, e.g. ``"openai"``.
         status_code: The HTTP status, when there was a response.
         retryable: Whether trying again may succeed; decided by the class.
+        retry_after_s: How long the provider asked to wait (``Retry-After``), if it did.
     """
 
     retryable: ClassVar[bool] = False
@@ -104,10 +105,12 @@ class ProviderError(AisysError):
         *,
         provider: str | None = None,
         status_code: int | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.status_code = status_code
+        self.retry_after_s = retry_after_s
 
 
 class ProviderConnectionError(ProviderError):
@@ -135,8 +138,12 @@ class RateLimitError(ProviderError):
         status_code: int | None = 429,
         retry_after_s: float | None = None,
     ) -> None:
-        super().__init__(message, provider=provider, status_code=status_code)
-        self.retry_after_s = retry_after_s
+        super().__init__(
+            message,
+            provider=provider,
+            status_code=status_code,
+            retry_after_s=retry_after_s,
+        )
 
 
 class ServerError(ProviderError):

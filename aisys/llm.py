@@ -572,7 +572,11 @@ def stream_attempt(
             chunks = parser.feed(event.event, event.data)
             if chunks:
                 return Opened(llm, reader, parser, chunks)
-    except BaseException:
+    except BaseException as exc:
+        reported = parser.response().usage
+        if not reported.estimated:
+            # Billed even though the attempt failed (e.g. an error after message_start).
+            exc.usage = reported  # type: ignore[attr-defined]
         yield Close(reader)
         raise
 

@@ -19,6 +19,7 @@ Needs the OTel SDK (the ``otel`` extra).
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -38,10 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Captured",
+    "FakeClock",
     "Fault",
     "ScriptedModel",
     "ScriptedTransport",
     "capture",
+    "fake_clock",
     "scripted",
 ]
 
@@ -207,3 +210,57 @@ class ScriptedModel:
             prompt=listed,
             response_id=f"scripted-{len(self.requests)}",
         )
+
+
+class FakeClock:
+    """A clock whose sleeps are instant and recorded: retries and breakers without waiting.
+
+    ``now()`` is the real monotonic time plus every simulated sleep and `advance`, so
+    real elapsed time (HTTP timeouts) and simulated waits add up consistently.
+
+    Added in 0.1.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.sleeps: list[float] = []
+        """Every wait asked for, in order."""
+
+    def now(self) -> float:
+        """Real monotonic seconds plus the simulated time."""
+        return time.monotonic() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        """Record the wait and move the clock on, without blocking."""
+        self.sleeps.append(seconds)
+        self.offset += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        """Record the wait and move the clock on; yields to the loop once."""
+        import asyncio
+
+        self.sleeps.append(seconds)
+        self.offset += seconds
+        await asyncio.sleep(0)
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass (e.g. for a circuit breaker to half-open)."""
+        self.offset += seconds
+
+
+@contextmanager
+def fake_clock(runtime: Runtime | None = None) -> Iterator[FakeClock]:
+    """Use a `FakeClock` for retries, deadlines and breakers inside the block.
+
+    Added in 0.1.
+    """
+    if runtime is None:
+        import aisys
+
+        runtime = aisys._DEFAULT
+    clock = FakeClock()
+    previous, runtime.clock = runtime.clock, clock
+    try:
+        yield clock
+    finally:
+        runtime.clock = previous

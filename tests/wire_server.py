@@ -41,6 +41,8 @@ class Reply:
     """Answer with a call of this tool (name, JSON arguments) instead of text."""
     usage: dict[str, int] | None = None
     """Override the usage numbers (Anthropic keys for /messages)."""
+    error_event: bool = False
+    """For Anthropic streams: send an overloaded error event right after message_start."""
 
 
 @dataclass
@@ -278,6 +280,15 @@ class WireServer:
             "usage": {**usage, "output_tokens": 1},
         }
         event("message_start", {"type": "message_start", "message": start})
+        if reply.error_event:
+            event(
+                "error",
+                {
+                    "type": "error",
+                    "error": {"type": "overloaded_error", "message": "Overloaded"},
+                },
+            )
+            return
         event("ping", {"type": "ping"})
         if reply.tool_call is not None:
             name, arguments = reply.tool_call

@@ -354,23 +354,23 @@ def error_from_response(provider: str, response: httpx2.Response) -> ProviderErr
     except (ValueError, UnicodeDecodeError):
         detail = None
     message = f"{provider} answered HTTP {status}: {detail or _describe_body(response)}"
+    wait = retry_after_s(response.headers)
+    cls: type[ProviderError]
     if status == 429:
-        return RateLimitError(
-            message,
-            provider=provider,
-            status_code=status,
-            retry_after_s=retry_after_s(response.headers),
-        )
-    if status in (401, 403):
-        return AuthenticationError(message, provider=provider, status_code=status)
-    if status == 408:
-        return ProviderTimeoutError(message, provider=provider, status_code=status)
-    if status == 409 or status >= 500:
-        return ServerError(message, provider=provider, status_code=status)
-    lowered = (detail or "").lower()
-    if status == 400 and any(hint in lowered for hint in _CONTEXT_HINTS):
-        return ContextLengthError(message, provider=provider, status_code=status)
-    return BadRequestError(message, provider=provider, status_code=status)
+        cls = RateLimitError
+    elif status in (401, 403):
+        cls = AuthenticationError
+    elif status == 408:
+        cls = ProviderTimeoutError
+    elif status == 409 or status >= 500:
+        cls = ServerError
+    elif status == 400 and any(
+        hint in (detail or "").lower() for hint in _CONTEXT_HINTS
+    ):
+        cls = ContextLengthError
+    else:
+        cls = BadRequestError
+    return cls(message, provider=provider, status_code=status, retry_after_s=wait)
 
 
 # How providers word "the prompt is too long for this model".
