@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,6 +60,7 @@ class _QuietServer(ThreadingHTTPServer):
     """Clients that hang up mid-stream are part of the tests, not server errors."""
 
     daemon_threads = True
+    request_queue_size = 256  # chaos runs open dozens of connections at once
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]
@@ -73,6 +75,8 @@ class WireServer:
         self.replies: deque[Reply] = deque()
         self.default = Reply()
         """The answer when nothing is scripted."""
+        self.chooser: Callable[[], Reply] | None = None
+        """Picks each unscripted answer instead of `default` (chaos runs)."""
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         server = self
@@ -92,9 +96,12 @@ class WireServer:
                     server.requests.append(
                         Request(self.path, dict(self.headers), body, time.monotonic())
                     )
-                    reply = (
-                        server.replies.popleft() if server.replies else server.default
-                    )
+                    if server.replies:
+                        reply = server.replies.popleft()
+                    elif server.chooser is not None:
+                        reply = server.chooser()
+                    else:
+                        reply = server.default
                 server.answer(self, body, reply)
 
         self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
