@@ -242,18 +242,14 @@ class FunctionRoute:
                     f"{fn.__qualname__}"
                 )
                 raise ConfigError(msg, field="fallbacks")
-        if deadline is not None and deadline <= 0:
-            raise ConfigError(
-                f"deadline must be positive seconds, got {deadline}", field="deadline"
-            )
         # Loaded here, not at import: only functions with a policy pay for tenacity.
         from aisys.pipeline.retry import Retry
-        from aisys.pipeline.route import record_route
+        from aisys.pipeline.route import check_deadline, record_route
 
         self.record = record_route
         self.functions = (fn, *fallbacks)
         self.retry = retry or Retry(max_attempts=1)
-        self.deadline = deadline
+        self.deadline = check_deadline(deadline)
         self.prefix = provider or "function"
 
     def new_route(self, runtime: Runtime) -> Route:
@@ -303,116 +299,85 @@ def instrument(
     route: FunctionRoute | None = None,
 ) -> Callable[..., Any]:
     """Wrap ``fn`` so each call makes one span and one log event."""
-    if route is not None:
-        wrapper_: Callable[..., Any] = (
-            _routed_coroutine_wrapper(runtime, spec, route)
-            if inspect.iscoroutinefunction(fn)
-            else _routed_function_wrapper(runtime, spec, route)
-        )
-        return functools.wraps(fn)(wrapper_)
     if inspect.isasyncgenfunction(fn):
         wrapper: Callable[..., Any] = _async_generator_wrapper(runtime, spec, fn)
     elif inspect.isgeneratorfunction(fn):
         wrapper = _generator_wrapper(runtime, spec, fn)
     elif inspect.iscoroutinefunction(fn):
-        wrapper = _coroutine_wrapper(runtime, spec, fn)
+        wrapper = _coroutine_wrapper(runtime, spec, fn, route)
     else:
-        wrapper = _function_wrapper(runtime, spec, fn)
+        wrapper = _function_wrapper(runtime, spec, fn, route)
     return functools.wraps(fn)(wrapper)
 
 
 def _function_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any], policy: FunctionRoute | None
 ) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
         span = tel.start(call)
         started = time.perf_counter()
+        route = None if policy is None else policy.new_route(runtime)
         token = tel.activate(span)
         try:
-            result = fn(*args, **kwargs)
+            if policy is None or route is None:
+                result = fn(*args, **kwargs)
+            else:
+                result = drive(policy.flow(route, args, kwargs))
         except BaseException as exc:
             call.error = exc
             tel.deactivate(token)
-            tel.end(call, span, started)
+            _end_failed(tel, call, span, started, policy, route)
             raise
         tel.deactivate(token)
-        return _settle(tel, spec, call, span, started, result, args, kwargs)
-
-    return wrapper
-
-
-def _routed_function_wrapper(
-    runtime: Runtime, spec: Spec, policy: FunctionRoute
-) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tel = runtime.telemetry
-        call = spec.new_call(args, kwargs)
-        span = tel.start(call)
-        started = time.perf_counter()
-        route = policy.new_route(runtime)
-        token = tel.activate(span)
-        try:
-            result = drive(policy.flow(route, args, kwargs))
-        except BaseException as exc:
-            call.error = exc
+        if policy is not None and route is not None:
             policy.record(call, route)
-            tel.deactivate(token)
-            tel.end(call, span, started)
-            raise
-        tel.deactivate(token)
-        policy.record(call, route)
-        return _settle(tel, spec, call, span, started, result, args, kwargs)
-
-    return wrapper
-
-
-def _routed_coroutine_wrapper(
-    runtime: Runtime, spec: Spec, policy: FunctionRoute
-) -> Callable[..., Any]:
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tel = runtime.telemetry
-        call = spec.new_call(args, kwargs)
-        span = tel.start(call)
-        started = time.perf_counter()
-        route = policy.new_route(runtime)
-        token = tel.activate(span)
-        try:
-            result = await adrive(policy.flow(route, args, kwargs))
-        except BaseException as exc:
-            call.error = exc
-            policy.record(call, route)
-            tel.deactivate(token)
-            tel.end(call, span, started)
-            raise
-        tel.deactivate(token)
-        policy.record(call, route)
         return _settle(tel, spec, call, span, started, result, args, kwargs)
 
     return wrapper
 
 
 def _coroutine_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any], policy: FunctionRoute | None
 ) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
         span = tel.start(call)
         started = time.perf_counter()
+        route = None if policy is None else policy.new_route(runtime)
         token = tel.activate(span)
         try:
-            result = await fn(*args, **kwargs)
+            if policy is None or route is None:
+                result = await fn(*args, **kwargs)
+            else:
+                result = await adrive(policy.flow(route, args, kwargs))
         except BaseException as exc:
             call.error = exc
             tel.deactivate(token)
-            tel.end(call, span, started)
+            _end_failed(tel, call, span, started, policy, route)
             raise
         tel.deactivate(token)
+        if policy is not None and route is not None:
+            policy.record(call, route)
         return _settle(tel, spec, call, span, started, result, args, kwargs)
 
     return wrapper
+
+
+def _end_failed(
+    tel: Telemetry,
+    call: Call,
+    span: Span,
+    started: float,
+    policy: FunctionRoute | None,
+    route: Route | None,
+) -> None:
+    """End a call whose function raised (after its retries and fallbacks, if any)."""
+    if policy is not None and route is not None:
+        policy.record(call, route)
+    tel.end(call, span, started)
 
 
 def _settle(

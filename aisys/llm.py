@@ -17,22 +17,24 @@ network, through one ``httpx2`` connection pool per LLM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 
 from aisys.call import Call
 from aisys.context import _SCOPE
-from aisys.errors import ConfigError, ProviderConnectionError
+from aisys.errors import ProviderConnectionError
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.pipeline.retry import Retry
 from aisys.pipeline.route import (
     Route,
     RouteTarget,
+    check_deadline,
     default_fallback_on,
     record_route,
     route_flow,
@@ -229,16 +231,12 @@ class LLM:
             timeout=timeout,
             headers=headers or {},
         )
-        if deadline is not None and deadline <= 0:
-            raise ConfigError(
-                f"deadline must be positive seconds, got {deadline}", field="deadline"
-            )
+        self.deadline = check_deadline(deadline)
         self.retry: Retry = (
             DEFAULT_RETRY
             if isinstance(retry, _Default)
             else retry or Retry(max_attempts=1)
         )
-        self.deadline = deadline
         self.fallback_on = fallback_on or default_fallback_on
         self._transport = transport
         self._runtime = runtime
@@ -360,34 +358,16 @@ class LLM:
         ``tools``, ``tool_choice``, ``response_format``, and ``extra={…}`` sent as is.
         """
         request = self._request(messages, params, stream=False)
-        tel, call, span, started = self._begin("chat", request)
-        route = self._new_route()
-        token = tel.activate(span)
-        try:
+        with self._observe("chat", request) as (call, route):
             response = drive(self._route_flow(route, _chat_attempt, request))
             return self._settle(call, route, request, response)
-        except BaseException as exc:
-            _failed(call, route, exc)
-            raise
-        finally:
-            tel.deactivate(token)
-            tel.end(call, span, started)
 
     async def achat(self, messages: Any, **params: Any) -> ChatResponse:
         """The async twin of `chat`."""
         request = self._request(messages, params, stream=False)
-        tel, call, span, started = self._begin("chat", request)
-        route = self._new_route()
-        token = tel.activate(span)
-        try:
+        with self._observe("chat", request) as (call, route):
             response = await adrive(self._route_flow(route, _chat_attempt, request))
             return self._settle(call, route, request, response)
-        except BaseException as exc:
-            _failed(call, route, exc)
-            raise
-        finally:
-            tel.deactivate(token)
-            tel.end(call, span, started)
 
     def stream(self, messages: Any, **params: Any) -> ChatStream:
         """Stream the answer: iterate the returned `ChatStream` for `ChatChunk`s.
@@ -411,40 +391,38 @@ class LLM:
     ) -> EmbeddingResponse:
         """Vectors for ``texts``, in order."""
         request = _embed_request(texts, extra)
-        tel, call, span, started = self._begin("embeddings", None)
-        route = self._new_route()
-        token = tel.activate(span)
-        try:
+        with self._observe("embeddings", None) as (call, route):
             response = drive(self._route_flow(route, _embed_attempt, request))
             _settle_embed(call, route, response)
             return response
-        except BaseException as exc:
-            _failed(call, route, exc)
-            raise
-        finally:
-            tel.deactivate(token)
-            tel.end(call, span, started)
 
     async def aembed(
         self, texts: Sequence[str], *, extra: Mapping[str, Any] | None = None
     ) -> EmbeddingResponse:
         """The async twin of `embed`."""
         request = _embed_request(texts, extra)
-        tel, call, span, started = self._begin("embeddings", None)
-        route = self._new_route()
-        token = tel.activate(span)
-        try:
+        with self._observe("embeddings", None) as (call, route):
             response = await adrive(self._route_flow(route, _embed_attempt, request))
             _settle_embed(call, route, response)
             return response
+
+    @contextlib.contextmanager
+    def _observe(
+        self, operation: str, request: ChatRequest | None
+    ) -> Iterator[tuple[Call, Route]]:
+        """One call's span, made current around the route; ended once, whatever happens."""
+        tel, call, span, started = self._begin(operation, request)
+        route = self._new_route()
+        token = tel.activate(span)
+        try:
+            yield call, route
         except BaseException as exc:
-            _failed(call, route, exc)
+            call.error = exc
+            record_route(call, route)
             raise
         finally:
             tel.deactivate(token)
             tel.end(call, span, started)
-
-    # -- routing --------------------------------------------------------------------
 
     def _new_route(self) -> Route:
         runtime = self.runtime
@@ -599,11 +577,6 @@ def _embed_attempt(
 
 def _requests(route: Route) -> int:
     return sum(1 for attempt in route.attempts if attempt.made_request)
-
-
-def _failed(call: Call, route: Route, exc: BaseException) -> None:
-    call.error = exc
-    record_route(call, route)
 
 
 def _settle_embed(call: Call, route: Route, response: EmbeddingResponse) -> None:

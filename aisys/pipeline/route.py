@@ -19,6 +19,7 @@ from aisys.call import Call
 from aisys.errors import (
     AllTargetsFailedError,
     CircuitOpenError,
+    ConfigError,
     ContextLengthError,
     ProviderError,
     ProviderTimeoutError,
@@ -34,6 +35,7 @@ __all__ = [
     "Route",
     "RouteTarget",
     "breaker_states",
+    "check_deadline",
     "default_fallback_on",
     "record_route",
     "reset_breakers",
@@ -142,6 +144,15 @@ def reset_breakers() -> None:
     """Forget all breaker state (tests; or after an incident)."""
     with _BREAKERS_LOCK:
         _BREAKERS.clear()
+
+
+def check_deadline(deadline: float | None) -> float | None:
+    """A deadline as given, or ConfigError when it is not a positive number of seconds."""
+    if deadline is not None and not deadline > 0:
+        raise ConfigError(
+            f"deadline must be positive seconds, got {deadline!r}", field="deadline"
+        )
+    return deadline
 
 
 def default_fallback_on(exc: BaseException) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aisys.call import Call
 from aisys.errors import RateLimitError, ResponseFormatError, ServerError
 from aisys.providers.base import (
+    BaseAdapter,
     StreamKind,
     StreamState,
     Target,
@@ -23,6 +24,8 @@ from aisys.providers.base import (
     json_body,
     sse_data,
 )
+from aisys.providers.base import as_int as _int
+from aisys.providers.base import as_str as _str
 
 if TYPE_CHECKING:
     import httpx2
@@ -47,7 +50,7 @@ _FINISH_REASONS = {
 }
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(BaseAdapter):
     """The Anthropic messages API."""
 
     name = PROVIDER
@@ -160,14 +163,6 @@ class AnthropicAdapter:
     ) -> EmbeddingResponse:
         """Anthropic has no embeddings endpoint."""
         raise NotImplementedError
-
-    def transport(self) -> httpx2.BaseTransport | None:
-        """The network: no transport of its own."""
-        return None
-
-    def async_transport(self) -> httpx2.AsyncBaseTransport | None:
-        """The network: no transport of its own."""
-        return None
 
 
 class _AnthropicStream:
@@ -410,14 +405,6 @@ def _tool_choice(choice: Any) -> Any:
     if isinstance(choice, Mapping) and isinstance(choice.get("function"), Mapping):
         return {"type": "tool", "name": choice["function"]["name"]}
     return choice
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 # -- decorator mode: what the official anthropic SDK returned ----------------------------

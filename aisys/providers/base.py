@@ -46,12 +46,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "BaseAdapter",
     "Provider",
     "Failure",
     "ResultReader",
     "StreamParser",
     "StreamState",
     "Target",
+    "as_int",
+    "as_str",
     "classify",
     "error_from_response",
     "field",
@@ -156,6 +159,28 @@ class Provider(Protocol):
 
     def async_transport(self) -> httpx2.AsyncBaseTransport | None:
         """The async twin of `transport`."""
+
+
+class BaseAdapter:
+    """What most adapters share: they reach the provider over the network."""
+
+    def transport(self) -> httpx2.BaseTransport | None:
+        """No transport of its own: the LLM's client uses the network."""
+        return None
+
+    def async_transport(self) -> httpx2.AsyncBaseTransport | None:
+        """No transport of its own: the LLM's client uses the network."""
+        return None
+
+
+def as_int(value: Any) -> int | None:
+    """``value`` if it is an int (not a bool), else None: JSON fields may be anything."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def as_str(value: Any) -> str | None:
+    """``value`` if it is a string, else None."""
+    return value if isinstance(value, str) else None
 
 
 _BUILTIN: Mapping[str, str] = {

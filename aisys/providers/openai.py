@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aisys.call import Call
 from aisys.errors import ResponseFormatError, ServerError
 from aisys.providers.base import (
+    BaseAdapter,
     StreamKind,
     StreamState,
     Target,
@@ -22,6 +23,8 @@ from aisys.providers.base import (
     json_body,
     sse_data,
 )
+from aisys.providers.base import as_int as _int
+from aisys.providers.base import as_str as _str
 
 if TYPE_CHECKING:
     import httpx2
@@ -50,7 +53,7 @@ _PARAMS = (
 )
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(BaseAdapter):
     """Chat completions and embeddings in the OpenAI wire format."""
 
     name = PROVIDER
@@ -171,14 +174,6 @@ class OpenAIAdapter:
             usage=Usage(input_tokens=prompt or 0, estimated=prompt is None),
             raw=body,
         )
-
-    def transport(self) -> httpx2.BaseTransport | None:
-        """The network: no transport of its own."""
-        return None
-
-    def async_transport(self) -> httpx2.AsyncBaseTransport | None:
-        """The network: no transport of its own."""
-        return None
 
 
 class _OpenAIStream:
@@ -338,14 +333,6 @@ def _read_usage(call: Call, usage: Any) -> None:
         cache_read_input_tokens=_int(field(prompt_details, "cached_tokens")),
         reasoning_output_tokens=_int(field(completion_details, "reasoning_tokens")),
     )
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 class _OpenAIReader:
