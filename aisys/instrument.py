@@ -256,12 +256,8 @@ class FunctionRoute:
         """A fresh route for one call, with the runtime's clock and breaker settings."""
         from aisys.pipeline.route import Route
 
-        settings = runtime.settings
-        return Route(
-            clock=runtime.clock,
-            deadline_s=self.deadline,
-            failure_threshold=settings.circuit_failure_threshold,
-            reset_s=settings.circuit_reset_s,
+        return Route.configured(
+            runtime.clock, runtime.settings, deadline_s=self.deadline
         )
 
     def flow(

@@ -426,13 +426,11 @@ class LLM:
 
     def _new_route(self) -> Route:
         runtime = self.runtime
-        settings = runtime.settings
-        return Route(
-            clock=runtime.clock,
+        return Route.configured(
+            runtime.clock,
+            runtime.settings,
             deadline_s=self.deadline,
             fallback_on=self.fallback_on,
-            failure_threshold=settings.circuit_failure_threshold,
-            reset_s=settings.circuit_reset_s,
         )
 
     def _route_flow(

@@ -192,6 +192,24 @@ class Route:
     target: str | None = None
     started_at: float = 0.0
 
+    @classmethod
+    def configured(
+        cls,
+        clock: Clock,
+        settings: Any,
+        *,
+        deadline_s: float | None,
+        fallback_on: Callable[[BaseException], bool] = default_fallback_on,
+    ) -> Route:
+        """A route with the breaker thresholds of ``settings`` (an `aisys.Settings`)."""
+        return cls(
+            clock=clock,
+            deadline_s=deadline_s,
+            fallback_on=fallback_on,
+            failure_threshold=settings.circuit_failure_threshold,
+            reset_s=settings.circuit_reset_s,
+        )
+
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or ``None`` without one."""
         if self.deadline_s is None:

@@ -9,7 +9,6 @@ what the official ``anthropic`` SDK returned to a user's function. No I/O.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,27 +53,8 @@ class AnthropicAdapter(BaseAdapter):
     """The Anthropic messages API."""
 
     name = PROVIDER
-
-    def target(
-        self,
-        model: str,
-        *,
-        base_url: str | None,
-        api_key: str | None,
-        timeout: float,
-        headers: Mapping[str, str],
-    ) -> Target:
-        """Endpoint and key from the arguments, else ``ANTHROPIC_BASE_URL``/``ANTHROPIC_API_KEY``."""
-        return Target(
-            provider=self.name,
-            model=model,
-            base_url=(
-                base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
-            ).rstrip("/"),
-            api_key=api_key or os.environ.get("ANTHROPIC_API_KEY"),
-            timeout=timeout,
-            headers=dict(headers),
-        )
+    env_prefix = "ANTHROPIC"
+    default_base_url = DEFAULT_BASE_URL
 
     def chat_request(self, target: Target, request: ChatRequest) -> httpx2.Request:
         """``POST {base_url}/v1/messages``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -162,7 +163,38 @@ class Provider(Protocol):
 
 
 class BaseAdapter:
-    """What most adapters share: they reach the provider over the network."""
+    """What most adapters share: endpoint and key, and the network as transport.
+
+    Endpoint and key come from the arguments, else the environment. Subclasses set ``name``, ``env_prefix`` (``OPENAI`` reads ``OPENAI_BASE_URL`` and
+    ``OPENAI_API_KEY``) and ``default_base_url``.
+    """
+
+    name: str
+    env_prefix: str
+    default_base_url: str
+
+    def target(
+        self,
+        model: str,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float,
+        headers: Mapping[str, str],
+    ) -> Target:
+        """Endpoint and key from the arguments, else ``{env_prefix}_BASE_URL`` / ``_API_KEY``."""
+        return Target(
+            provider=self.name,
+            model=model,
+            base_url=(
+                base_url
+                or os.environ.get(f"{self.env_prefix}_BASE_URL")
+                or self.default_base_url
+            ).rstrip("/"),
+            api_key=api_key or os.environ.get(f"{self.env_prefix}_API_KEY"),
+            timeout=timeout,
+            headers=dict(headers),
+        )
 
     def transport(self) -> httpx2.BaseTransport | None:
         """No transport of its own: the LLM's client uses the network."""

@@ -8,7 +8,6 @@ reads what the official ``openai`` SDK returned to a user's function. No I/O.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,29 +58,6 @@ class OpenAIAdapter(BaseAdapter):
     name = PROVIDER
     env_prefix = "OPENAI"
     default_base_url = DEFAULT_BASE_URL
-
-    def target(
-        self,
-        model: str,
-        *,
-        base_url: str | None,
-        api_key: str | None,
-        timeout: float,
-        headers: Mapping[str, str],
-    ) -> Target:
-        """Endpoint and key from the arguments, else ``OPENAI_BASE_URL``/``OPENAI_API_KEY``."""
-        return Target(
-            provider=self.name,
-            model=model,
-            base_url=(
-                base_url
-                or os.environ.get(f"{self.env_prefix}_BASE_URL")
-                or self.default_base_url
-            ).rstrip("/"),
-            api_key=api_key or os.environ.get(f"{self.env_prefix}_API_KEY"),
-            timeout=timeout,
-            headers=dict(headers),
-        )
 
     def _headers(self, target: Target) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}
