@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from aisys.instrument import FunctionRoute, Spec, TraceBlock, instrument
+from aisys.instrument import Spec, TraceBlock, instrument
 from aisys.pipeline._clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -195,17 +195,17 @@ class Runtime:
                 provider=provider,
                 model=model,
             )
-            route = (
-                FunctionRoute(
+            route = None
+            if retry is not None or fallbacks or deadline is not None:
+                from aisys.pipeline.functions import FunctionRoute  # loads tenacity
+
+                route = FunctionRoute(
                     func,
                     fallbacks=fallbacks,
                     retry=retry,
                     deadline=deadline,
                     provider=provider,
                 )
-                if retry is not None or fallbacks or deadline is not None
-                else None
-            )
             return instrument(self, spec, func, route)  # type: ignore[return-value]
 
         return decorate(fn) if fn is not None else decorate

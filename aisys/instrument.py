@@ -12,25 +12,31 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from aisys._streaming import (
+    Finisher,
+    TracedAsyncStream,
+    TracedStream,
+    async_generator_wrapper,
+    generator_wrapper,
+)
 from aisys.call import Call
 from aisys.context import _SCOPE, Scope
-from aisys.errors import ConfigError
-from aisys.pipeline._flow import Flow, adrive, drive
-from aisys.providers.base import StreamState, read_chunk, read_result, stream_kind
+from aisys.pipeline._flow import adrive, drive
+from aisys.providers.base import read_result, stream_kind
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from aisys._runtime import Runtime
-    from aisys.pipeline.retry import Retry
+    from aisys.pipeline.functions import FunctionRoute
     from aisys.pipeline.route import Route
     from aisys.telemetry.runtime import Telemetry
 
-__all__ = ["FunctionRoute", "Spec", "TraceBlock", "instrument"]
+__all__ = ["Spec", "TraceBlock", "instrument"]
 
 # Parameters whose value is the prompt or the query, in order of preference.
 _INPUT_PARAMS = ("messages", "prompt", "question", "query", "input", "text")
@@ -189,105 +195,6 @@ class Spec:
             call.query = query if isinstance(query, str) else None
 
 
-class Invoke:
-    """The effect of calling the user's function (awaiting it, for coroutines)."""
-
-    __slots__ = ("args", "fn", "kwargs")
-
-    def __init__(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
-    ) -> None:
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-
-    def run(self) -> Any:
-        """Call the function."""
-        return self.fn(*self.args, **self.kwargs)
-
-    async def arun(self) -> Any:
-        """Call the coroutine function and await it."""
-        return await self.fn(*self.args, **self.kwargs)
-
-
-class FunctionRoute:
-    """Retry and fallbacks for a decorated function: the same route `aisys.LLM` uses.
-
-    Fallbacks are functions taking the same arguments; the deadline is checked before
-    each attempt and wait (a running function is not interrupted).
-    """
-
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        *,
-        fallbacks: Sequence[Callable[..., Any]],
-        retry: Retry | None,
-        deadline: float | None,
-        provider: str | None,
-    ) -> None:
-        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-            msg = (
-                f"retry= and fallbacks= cannot wrap the generator function {fn.__qualname__}: "
-                "its items are already with the caller when it fails; retry the call that "
-                "opens the stream instead"
-            )
-            raise ConfigError(msg, field="retry")
-        is_async = inspect.iscoroutinefunction(fn)
-        for fallback in fallbacks:
-            if inspect.iscoroutinefunction(fallback) != is_async:
-                msg = (
-                    f"fallback {getattr(fallback, '__qualname__', fallback)!r} must be "
-                    f"{'a coroutine function' if is_async else 'a plain function'} like "
-                    f"{fn.__qualname__}"
-                )
-                raise ConfigError(msg, field="fallbacks")
-        # Loaded here, not at import: only functions with a policy pay for tenacity.
-        from aisys.pipeline.retry import Retry
-        from aisys.pipeline.route import check_deadline, record_route
-
-        self.record = record_route
-        self.functions = (fn, *fallbacks)
-        self.retry = retry or Retry(max_attempts=1)
-        self.deadline = check_deadline(deadline)
-        self.prefix = provider or "function"
-
-    def new_route(self, runtime: Runtime) -> Route:
-        """A fresh route for one call, with the runtime's clock and breaker settings."""
-        from aisys.pipeline.route import Route
-
-        return Route.configured(
-            runtime.clock, runtime.settings, deadline_s=self.deadline
-        )
-
-    def flow(
-        self, route: Route, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-    ) -> Flow[Any]:
-        """The route over the functions, for one call's arguments."""
-        from aisys.pipeline.route import RouteTarget, route_flow
-
-        targets = [
-            RouteTarget(
-                label=f"{self.prefix}:{function.__qualname__}",
-                run=functools.partial(_invoke, function, args, kwargs),
-                retry=self.retry,
-                breaker_key=f"{function.__module__}.{function.__qualname__}",
-            )
-            for function in self.functions
-        ]
-        return route_flow(route, targets)
-
-
-def _invoke(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: Mapping[str, Any],
-    timeout: float | None,
-) -> Flow[Any]:
-    result = yield Invoke(fn, args, kwargs)
-    return result
-
-
 def instrument(
     runtime: Runtime,
     spec: Spec,
@@ -296,9 +203,9 @@ def instrument(
 ) -> Callable[..., Any]:
     """Wrap ``fn`` so each call makes one span and one log event."""
     if inspect.isasyncgenfunction(fn):
-        wrapper: Callable[..., Any] = _async_generator_wrapper(runtime, spec, fn)
+        wrapper: Callable[..., Any] = async_generator_wrapper(runtime, spec, fn)
     elif inspect.isgeneratorfunction(fn):
-        wrapper = _generator_wrapper(runtime, spec, fn)
+        wrapper = generator_wrapper(runtime, spec, fn)
     elif inspect.iscoroutinefunction(fn):
         wrapper = _coroutine_wrapper(runtime, spec, fn, route)
     else:
@@ -390,7 +297,7 @@ def _settle(
     if spec.kind == "llm":
         kind = stream_kind(result)
         if kind is not None:
-            finish = _Finisher(tel, spec, call, span, started, args, kwargs)
+            finish = Finisher(tel, spec, call, span, started, args, kwargs)
             return (
                 TracedStream(result, finish)
                 if kind == "sync"
@@ -399,267 +306,6 @@ def _settle(
     spec.observe(call, result, args, kwargs, tel.capture)
     tel.end(call, span, started)
     return result
-
-
-class _Finisher:
-    """Ends a streamed call once, whichever way the stream ends."""
-
-    __slots__ = (
-        "args",
-        "call",
-        "done",
-        "kwargs",
-        "span",
-        "spec",
-        "started",
-        "state",
-        "tel",
-    )
-
-    def __init__(
-        self,
-        tel: Telemetry,
-        spec: Spec,
-        call: Call,
-        span: Span,
-        started: float,
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-    ) -> None:
-        self.tel = tel
-        self.spec = spec
-        self.call = call
-        self.span = span
-        self.started = started
-        self.args = args
-        self.kwargs = kwargs
-        self.state = StreamState()
-        self.done = False
-
-    def chunk(self, chunk: Any) -> None:
-        try:
-            read_chunk(self.call, chunk, self.state)
-        except Exception as exc:
-            self.call.unread = f"reading a {type(chunk).__name__} chunk failed: {exc!r}"
-
-    def finish(
-        self, error: BaseException | None = None, *, early: bool = False
-    ) -> None:
-        if self.done:
-            return
-        self.done = True
-        call = self.call
-        call.error = error
-        call.closed_early = early
-        call.stream_chunks = self.state.chunks
-        if self.spec.kind == "llm":
-            if self.state.parts or call.output_text is None:
-                call.output_text = self.state.text
-            try:
-                self.spec.finish_llm(call, self.args, self.kwargs, self.tel.capture)
-            except Exception as exc:
-                call.unread = f"counting stream tokens failed: {exc!r}"
-        self.tel.end(call, self.span, self.started)
-
-
-class TracedStream:
-    """A provider stream, passed through chunk by chunk; its span ends with it."""
-
-    __slots__ = ("_finisher", "_inner", "_iterator")
-
-    def __init__(self, inner: Any, finisher: _Finisher) -> None:
-        self._inner = inner
-        self._iterator: Iterator[Any] = iter(inner)
-        self._finisher = finisher
-
-    def __iter__(self) -> TracedStream:
-        return self
-
-    def __next__(self) -> Any:
-        try:
-            chunk = next(self._iterator)
-        except StopIteration:
-            self._finisher.finish()
-            raise
-        except BaseException as exc:
-            self._finisher.finish(exc)
-            raise
-        self._finisher.chunk(chunk)
-        return chunk
-
-    def close(self) -> None:
-        """Close the underlying stream; the span ends, marked as closed early."""
-        try:
-            close = getattr(self._inner, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._finisher.finish(early=True)
-
-    def __enter__(self) -> TracedStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def __del__(self) -> None:
-        finisher = getattr(self, "_finisher", None)
-        if finisher is not None and not finisher.done:
-            finisher.finish(early=True)
-
-
-class TracedAsyncStream:
-    """An async provider stream, passed through; its span ends with it."""
-
-    __slots__ = ("_finisher", "_inner", "_iterator")
-
-    def __init__(self, inner: Any, finisher: _Finisher) -> None:
-        self._inner = inner
-        self._iterator: AsyncIterator[Any] = inner.__aiter__()
-        self._finisher = finisher
-
-    def __aiter__(self) -> TracedAsyncStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            chunk = await self._iterator.__anext__()
-        except StopAsyncIteration:
-            self._finisher.finish()
-            raise
-        except BaseException as exc:
-            self._finisher.finish(exc)
-            raise
-        self._finisher.chunk(chunk)
-        return chunk
-
-    async def close(self) -> None:
-        """Close the underlying stream; the span ends, marked as closed early."""
-        try:
-            close = getattr(self._inner, "close", None)
-            if close is not None:
-                await close()
-        finally:
-            self._finisher.finish(early=True)
-
-    async def __aenter__(self) -> TracedAsyncStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def __del__(self) -> None:
-        finisher = getattr(self, "_finisher", None)
-        if finisher is not None and not finisher.done:
-            finisher.finish(early=True)
-
-
-def _generator_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
-) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tel = runtime.telemetry
-        call = spec.new_call(args, kwargs)
-        span = tel.start(call)
-        finisher = _Finisher(tel, spec, call, span, time.perf_counter(), args, kwargs)
-        # The span is current only while the function body runs, never across a yield.
-        token = tel.activate(span)
-        try:
-            gen = fn(*args, **kwargs)
-            item = next(gen)
-        except StopIteration as stop:
-            tel.deactivate(token)
-            finisher.finish()
-            return stop.value
-        except BaseException as exc:
-            tel.deactivate(token)
-            finisher.finish(exc)
-            raise
-        tel.deactivate(token)
-        try:
-            while True:
-                finisher.chunk(item)
-                try:
-                    sent = yield item
-                except GeneratorExit:
-                    gen.close()
-                    finisher.finish(early=True)
-                    raise
-                except BaseException as exc:
-                    token = tel.activate(span)
-                    try:
-                        item = gen.throw(exc)
-                    finally:
-                        tel.deactivate(token)
-                else:
-                    token = tel.activate(span)
-                    try:
-                        item = gen.send(sent)
-                    finally:
-                        tel.deactivate(token)
-        except StopIteration as stop:
-            finisher.finish()
-            return stop.value
-        except BaseException as exc:
-            finisher.finish(exc)
-            raise
-
-    return wrapper
-
-
-def _async_generator_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
-) -> Callable[..., Any]:
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tel = runtime.telemetry
-        call = spec.new_call(args, kwargs)
-        span = tel.start(call)
-        finisher = _Finisher(tel, spec, call, span, time.perf_counter(), args, kwargs)
-        gen = fn(*args, **kwargs)
-        sent: Any = None
-        throw: BaseException | None = None
-        try:
-            while True:
-                token = tel.activate(span)
-                try:
-                    item = await (
-                        gen.athrow(throw) if throw is not None else gen.asend(sent)
-                    )
-                finally:
-                    tel.deactivate(token)
-                throw = None
-                finisher.chunk(item)
-                try:
-                    sent = yield item
-                except GeneratorExit:
-                    await gen.aclose()
-                    finisher.finish(early=True)
-                    raise
-                except BaseException as exc:
-                    throw = exc
-        except StopAsyncIteration:
-            finisher.finish()
-        except BaseException as exc:
-            finisher.finish(exc)
-            raise
-
-    return wrapper
 
 
 class TraceBlock:
