@@ -28,7 +28,7 @@ import httpx2
 
 from aisys.call import Call
 from aisys.context import _SCOPE
-from aisys.errors import ProviderConnectionError
+from aisys.errors import ConfigError, ProviderConnectionError
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.pipeline.retry import Retry
 from aisys.pipeline.route import (
@@ -242,7 +242,13 @@ class LLM:
         self._runtime = runtime
         self._client: httpx2.Client | None = None
         self._aclient: httpx2.AsyncClient | None = None
-        url = httpx2.URL(self.target.base_url)
+        try:
+            url = httpx2.URL(self.target.base_url)
+        except httpx2.InvalidURL as exc:
+            raise ConfigError(
+                f"base_url {self.target.base_url!r} is not a URL: {exc}",
+                field="base_url",
+            ) from exc
         self._server = (
             url.host or None,
             url.port or (443 if url.scheme == "https" else 80),
@@ -548,6 +554,8 @@ def stream_attempt(
             chunks = parser.feed(event.event, event.data)
             if chunks:
                 return Opened(llm, reader, parser, chunks)
+    except GeneratorExit:
+        raise  # the caller was cancelled: nothing may be yielded any more
     except BaseException as exc:
         reported = parser.response().usage
         if not reported.estimated:

@@ -492,3 +492,46 @@ def test_decorator_policy_validation() -> None:
         aisys.traced_llm(retry=aisys.Retry())(gen)
     with pytest.raises(aisys.ConfigError, match="plain function"):
         aisys.traced_llm(fallbacks=[async_fallback])(sync_fn)
+
+
+async def test_cancelling_a_call_mid_retry_ends_its_span(
+    server: WireServer, seen: Captured
+) -> None:
+    """A task cancelled while waiting between attempts still ends in one span, marked failed."""
+    import asyncio
+
+    server.script(Reply(status=503, headers={"retry-after": "30"}))
+    async with _llm(server, retry=aisys.Retry(max_attempts=2, max_delay=30)) as llm:
+        task = asyncio.create_task(llm.achat("hi"))
+        for _ in range(500):  # until the first request has arrived (at most 5 s)
+            if server.requests:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    root = _root(seen)
+    assert root.attributes["error.type"] == "asyncio.exceptions.CancelledError"
+    assert len(seen.logs) == 1
+
+
+async def test_cancelling_a_stream_while_it_opens(
+    server: WireServer, seen: Captured
+) -> None:
+    """Cancelling while the stream waits for its first chunk ends its span once."""
+    import asyncio
+
+    server.script(Reply(delay_s=0.5, text="late"))
+    async with _llm(server) as llm:
+
+        async def consume() -> list[str]:
+            return [chunk.text async for chunk in llm.astream("hi")]
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(seen.logs) == 1
+    assert _root(seen).status.status_code.name == "ERROR"
