@@ -19,6 +19,7 @@ from aisys.providers.base import (
     StreamKind,
     StreamState,
     Target,
+    endpoint,
     field,
     json_body,
     sse_data,
@@ -98,7 +99,7 @@ class AnthropicAdapter(BaseAdapter):
         headers.update(target.headers)
         return httpx2.Request(
             "POST",
-            f"{target.base_url}/v1/messages",
+            endpoint(target.base_url, "/v1/messages"),
             headers=headers,
             content=json.dumps(body).encode(),
         )

@@ -57,6 +57,7 @@ __all__ = [
     "as_int",
     "as_str",
     "classify",
+    "endpoint",
     "error_from_response",
     "field",
     "get_provider",
@@ -203,6 +204,14 @@ class BaseAdapter:
     def async_transport(self) -> httpx2.AsyncBaseTransport | None:
         """No transport of its own: the LLM's client uses the network."""
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def endpoint(base_url: str, path: str) -> httpx2.URL:
+    """``base_url`` + ``path`` as a parsed URL, parsed once per endpoint (URLs are immutable)."""
+    import httpx2
+
+    return httpx2.URL(base_url + path)
 
 
 def as_int(value: Any) -> int | None:

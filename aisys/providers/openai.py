@@ -18,6 +18,7 @@ from aisys.providers.base import (
     StreamKind,
     StreamState,
     Target,
+    endpoint,
     field,
     json_body,
     sse_data,
@@ -81,7 +82,7 @@ class OpenAIAdapter(BaseAdapter):
         body.update(request.extra)
         return httpx2.Request(
             "POST",
-            f"{target.base_url}/chat/completions",
+            endpoint(target.base_url, "/chat/completions"),
             headers=self._headers(target),
             content=json.dumps(body).encode(),
         )
@@ -121,7 +122,7 @@ class OpenAIAdapter(BaseAdapter):
         body = {"model": target.model, "input": list(texts), **extra}
         return httpx2.Request(
             "POST",
-            f"{target.base_url}/embeddings",
+            endpoint(target.base_url, "/embeddings"),
             headers=self._headers(target),
             content=json.dumps(body).encode(),
         )
