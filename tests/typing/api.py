@@ -49,3 +49,40 @@ async def uses_async() -> None:
     async with aisys.trace("t"):
         pieces = [p async for p in astream("p")]
     del text, pieces
+
+
+def uses_llm() -> None:
+    llm = aisys.LLM(
+        "openai:gpt-4o-mini",
+        fallbacks=["anthropic:claude-3-5-haiku-latest"],
+        retry=aisys.Retry(max_attempts=3, initial=0.5, max_delay=20.0, jitter=True),
+        deadline=30.0,
+    )
+    response: aisys.ChatResponse = llm.chat("hi", temperature=0)
+    tokens: int = response.usage.input_tokens
+    with llm.stream([{"role": "user", "content": "hi"}]) as stream:
+        chunks: list[aisys.ChatChunk] = list(stream)
+    final: aisys.ChatResponse | None = stream.response
+    vectors: list[list[float]] = llm.embed(["a"]).vectors
+    aisys.LLM("openai:m", deadline="soon")  # type: ignore[arg-type]
+    del tokens, chunks, final, vectors
+    llm.close()
+
+
+async def uses_llm_async() -> None:
+    async with aisys.LLM("scripted:m") as llm:
+        response = await llm.achat("hi")
+        pieces = [chunk.text async for chunk in llm.astream("hi")]
+        vectors = (await llm.aembed(["a"])).vectors
+    del response, pieces, vectors
+
+
+@aisys.traced_llm(retry=aisys.Retry(max_attempts=2), fallbacks=[answer], deadline=5.0)
+def answer_with_policy(question: str, *, temperature: float = 0.0) -> str:
+    return question
+
+
+def uses_policy() -> None:
+    text: str = answer_with_policy("q")
+    answer_with_policy(3)  # type: ignore[arg-type]
+    del text
