@@ -190,3 +190,28 @@ def test_decorator_with_the_official_client(base_url: str) -> None:
     )
     assert stream_span.attributes["gen_ai.usage.output_tokens"] > 0
     assert streamed
+
+
+def test_fallback_to_the_local_model(base_url: str) -> None:
+    """A primary that is down falls over to the local model, within the deadline."""
+    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    local = aisys.LLM("openai:smollm2", base_url=base_url, timeout=120)
+    with (
+        capture() as seen,
+        aisys.LLM(
+            "openai:gpt-4o-mini",
+            base_url=dead,
+            retry=aisys.Retry(max_attempts=2, initial=0.05),
+            fallbacks=[local],
+            deadline=60,
+        ) as llm,
+    ):
+        started = time.perf_counter()
+        response = llm.chat(PROMPT, max_tokens=8)
+        elapsed = time.perf_counter() - started
+    print(f"[figures] dead primary (2 attempts) then SmolLM2: {elapsed * 1000:.0f} ms")
+    assert response.fallback_index == 1
+    assert response.attempts == 3
+    assert response.usage.output_tokens > 0
+    root = next(s for s in seen.spans if s.parent is None)
+    assert root.attributes["aisys.target"] == "openai:smollm2"
