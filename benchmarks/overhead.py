@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if JSONL_RUNTIME is not None:
         dropped = JSONL_RUNTIME.telemetry.dropped_spans
         print(
-            f"\nexporters=jsonl: {dropped:,} spans dropped (queue full: the file is slower than the loop)"
+            f"\nexporters=jsonl: {dropped:,} spans dropped by a full export queue"
         )
 
 

@@ -153,38 +153,40 @@ class Telemetry:
     def end(self, call: Call, span: Span, started: float) -> None:
         """Close the span, record metrics and emit the call's one log event.
 
-        Never raises: a telemetry failure must not break the user's call.
+        Never raises: a telemetry failure must not break the user's call, and the span
+        is ended even if describing it failed.
         """
         duration = time.perf_counter() - started
+        listening = False
+        attrs: dict[str, Any] = {}
         try:
             recording = span.is_recording()
             listening = self.events.listening()
-            attrs = (
-                end_attributes(call, latest=self.latest, capture=self.capture)
-                if recording or listening
-                else {}
-            )
+            if recording or listening:
+                attrs = end_attributes(call, latest=self.latest, capture=self.capture)
             if recording:
-                if len(call.attempts) > 1:
-                    self._attempt_spans(call, span)
-                name = call.span_name()
-                if name != call.started_as:
-                    span.update_name(name)
-                span.set_attributes(attrs)
-                if call.error is not None:
-                    span.record_exception(call.error)
-                    span.set_status(
-                        Status(
-                            StatusCode.ERROR,
-                            f"{error_type(call.error)}: {call.error}"[:500],
-                        )
-                    )
-            span.end()
+                self._describe(call, span, attrs)
+        except Exception:  # telemetry must never break the call it observes
+            _log.debug("aisys could not describe a call", exc_info=True)
+        span.end()
+        try:
             self.instruments.record(call, duration)
             if listening:
                 self._emit(call, span, attrs, duration)
-        except Exception:  # telemetry must never break the call it observes
+        except Exception:
             _log.debug("aisys could not record a call", exc_info=True)
+
+    def _describe(self, call: Call, span: Span, attrs: dict[str, Any]) -> None:
+        """Name, attributes, status and attempt children of a recording span."""
+        if len(call.attempts) > 1:
+            self._attempt_spans(call, span)
+        name = call.span_name()
+        if name != call.started_as:
+            span.update_name(name)
+        span.set_attributes(attrs)
+        if call.error is not None:
+            span.record_exception(call.error)
+            span.set_status(_error_status(call.error))
 
     def _attempt_spans(self, call: Call, parent: Span) -> None:
         """One child span per attempt, stamped with the attempt's own times."""
@@ -198,12 +200,7 @@ class Telemetry:
                 start_time=attempt.started_ns,
             )
             if attempt.error is not None:
-                child.set_status(
-                    Status(
-                        StatusCode.ERROR,
-                        f"{error_type(attempt.error)}: {attempt.error}"[:500],
-                    )
-                )
+                child.set_status(_error_status(attempt.error))
             child.end(end_time=max(attempt.ended_ns, attempt.started_ns))
 
     def _emit(
@@ -261,6 +258,11 @@ class Telemetry:
                 {"count": dropped, "max_queue_size": self.settings.max_queue_size},
                 failed=True,
             )
+
+
+def _error_status(error: BaseException) -> Status:
+    """ERROR status saying which error, briefly (the exception event has the rest)."""
+    return Status(StatusCode.ERROR, f"{error_type(error)}: {error}"[:500])
 
 
 def _build_processors(settings: Settings) -> list[Any]:
