@@ -327,15 +327,14 @@ async def test_deadline_shorter_than_the_chain(
     server.script(Reply(delay_s=1.5))
     fallback = aisys.LLM("openai:b", base_url=backup.base_url)
     async with _llm(server, fallbacks=[fallback], deadline=0.3) as llm:
-        started = time.monotonic()
         with pytest.raises(aisys.AllTargetsFailedError) as raised:
             await _chat(llm, mode)
-        elapsed = time.monotonic() - started
+    # Had the 5 s request timeout not been cut to the deadline, the slow answer (1.5 s)
+    # would have arrived and the call succeeded.
     assert "deadline" in str(raised.value)
     assert raised.value.errors[0].outcome == "error"
     assert isinstance(raised.value.errors[0].error, aisys.ProviderTimeoutError)
     assert backup.requests == []
-    assert elapsed < 1.5  # the per-attempt timeout was cut to the deadline, not 5 s
 
 
 async def test_a_wait_past_the_deadline_fails_over_at_once(
