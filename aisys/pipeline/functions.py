@@ -25,6 +25,7 @@ from aisys.pipeline.route import (
 
 if TYPE_CHECKING:
     from aisys._runtime import Runtime
+    from aisys.call import Call
 
 __all__ = ["FunctionRoute", "Invoke"]
 
@@ -88,7 +89,7 @@ class FunctionRoute:
         self.prefix = provider or "function"
 
     @staticmethod
-    def record(call: Any, route: Route) -> None:
+    def record(call: Call, route: Route) -> None:
         """Put the route's attempts on the call."""
         record_route(call, route)
 
