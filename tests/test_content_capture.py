@@ -37,7 +37,9 @@ def test_off_by_default_everywhere(
         + repr(seen.logs)
         + path.read_text()
     )
-    assert "4111 1111" not in dumped  # the card number (bare digits may occur in timestamps)
+    assert (
+        "4111 1111" not in dumped
+    )  # the card number (bare digits may occur in timestamps)
     assert "charged twice" not in dumped
     assert "gen_ai.input.messages" not in dumped
 
