@@ -63,6 +63,24 @@ __all__ = ["DEFAULT_RETRY", "LLM", "Opened", "estimate", "stream_attempt"]
 
 T = TypeVar("T")
 _OPEN_LLMS: weakref.WeakSet[LLM] = weakref.WeakSet()
+CHAT_PARAMS = frozenset(
+    {
+        "frequency_penalty",
+        "max_tokens",
+        "n",
+        "presence_penalty",
+        "response_format",
+        "seed",
+        "stop",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_k",
+        "top_p",
+        "user",
+    }
+)
+"""The provider-neutral chat parameters; anything else goes in ``extra={...}``."""
 DEFAULT_RETRY = Retry()
 """The policy an LLM uses when ``retry=`` is not given: 3 attempts, 0.5 s doubling."""
 
@@ -470,6 +488,14 @@ class LLM:
         self, messages: Any, params: dict[str, Any], *, stream: bool
     ) -> ChatRequest:
         extra = params.pop("extra", None) or {}
+        unknown = sorted(set(params) - CHAT_PARAMS)
+        if unknown:
+            msg = (
+                f"unknown chat parameter(s) {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(CHAT_PARAMS))}. Pass provider-specific fields as "
+                f"extra={{{unknown[0]!r}: ...}}"
+            )
+            raise TypeError(msg)
         return ChatRequest(
             model=self.target.model,
             messages=normalise_messages(messages),

@@ -242,3 +242,16 @@ def test_bad_base_url() -> None:
         pytest.raises(aisys.ConfigError, match="base_url"),
     ):
         llm.chat("hi")
+
+
+def test_unknown_parameters_are_refused(llm: aisys.LLM, server: WireServer) -> None:
+    """A misspelt or provider-specific parameter is not dropped silently."""
+    with pytest.raises(
+        TypeError, match=r"unknown chat parameter\(s\) temprature.*extra="
+    ):
+        llm.chat("hi", temprature=0.2)
+    with pytest.raises(TypeError, match="max_completion_tokens"):
+        list(llm.stream("hi", max_completion_tokens=10))
+    assert server.requests == []
+    llm.chat("hi", extra={"max_completion_tokens": 10})
+    assert server.requests[0].body["max_completion_tokens"] == 10
