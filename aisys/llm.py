@@ -240,6 +240,10 @@ class LLM:
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
+        if not timeout > 0:
+            raise ConfigError(
+                f"timeout must be positive seconds, got {timeout!r}", field="timeout"
+            )
         provider_name, model_name = parse_model(model)
         self.provider: Provider = get_provider(provider_name)
         self.target: Target = self.provider.target(

@@ -411,6 +411,8 @@ def test_retry_validation() -> None:
         aisys.Retry(max_attempts=0)
     with pytest.raises(aisys.ConfigError, match="deadline"):
         aisys.LLM("scripted:x", deadline=0)
+    with pytest.raises(aisys.ConfigError, match="timeout must be positive"):
+        aisys.LLM("scripted:x", timeout=0)
 
 
 # -- decorator mode -------------------------------------------------------------------
