@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aisys.context import Scope
 
-__all__ = ["Call"]
+__all__ = ["Call", "requests_made"]
+
+
+def requests_made(attempts: list[Any]) -> int:
+    """How many requests the attempts sent (skipped and out-of-time ones send none)."""
+    return sum(1 for attempt in attempts if attempt.made_request)
 
 
 class Call:

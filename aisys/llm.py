@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 
-from aisys.call import Call
+from aisys.call import Call, requests_made
 from aisys.context import _SCOPE
 from aisys.errors import ConfigError, ProviderConnectionError
 from aisys.pipeline._flow import Flow, adrive, drive
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from aisys.streams import AsyncChatStream, ChatStream
     from aisys.telemetry.runtime import Telemetry
 
-__all__ = ["DEFAULT_RETRY", "LLM", "Opened", "estimate", "stream_attempt"]
+__all__ = ["DEFAULT_RETRY", "LLM", "Opened", "estimate", "stream_attempt", "with_route"]
 
 T = TypeVar("T")
 _OPEN_LLMS: weakref.WeakSet[LLM] = weakref.WeakSet()
@@ -534,14 +534,7 @@ class LLM:
     def _settle(
         self, call: Call, route: Route, request: ChatRequest, response: ChatResponse
     ) -> ChatResponse:
-        if response.usage.estimated:
-            response = estimate(response, request)
-        response = response.model_copy(
-            update={
-                "attempts": _requests(route),
-                "fallback_index": route.fallback_index,
-            }
-        )
+        response = with_route(response, request, route)
         call.provider = response.provider or call.provider
         read_result(call, response)
         record_route(call, route)
@@ -611,8 +604,18 @@ def _embed_attempt(
 # -- helpers ------------------------------------------------------------------------
 
 
-def _requests(route: Route) -> int:
-    return sum(1 for attempt in route.attempts if attempt.made_request)
+def with_route(
+    response: ChatResponse, request: ChatRequest, route: Route
+) -> ChatResponse:
+    """The answer as the caller gets it: usage counted if unreported, the route's facts."""
+    if response.usage.estimated:
+        response = estimate(response, request)
+    return response.model_copy(
+        update={
+            "attempts": requests_made(route.attempts),
+            "fallback_index": route.fallback_index,
+        }
+    )
 
 
 def _settle_embed(call: Call, route: Route, response: EmbeddingResponse) -> None:

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from aisys.errors import ProviderConnectionError, ProviderError
-from aisys.llm import Opened, estimate, stream_attempt
+from aisys.llm import Opened, estimate, stream_attempt, with_route
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.pipeline.route import record_route
 from aisys.providers.base import read_result
@@ -102,15 +102,10 @@ class _StreamCore:
             self._finish(error)
             return error
         response = parser.response()
-        if response.usage.estimated:
-            response = estimate(response, self._request)
         if self._route is not None:
-            response = response.model_copy(
-                update={
-                    "attempts": sum(1 for a in self._route.attempts if a.made_request),
-                    "fallback_index": self._route.fallback_index,
-                }
-            )
+            response = with_route(response, self._request, self._route)
+        elif response.usage.estimated:
+            response = estimate(response, self._request)
         self.response = response
         self._finish(None)
         return None

@@ -346,9 +346,7 @@ def record_route(call: Call, route: Route) -> None:
 
 
 def _all_failed(route: Route, errors: list[BaseException]) -> AllTargetsFailedError:
-    tried = sorted(
-        {a.target for a in route.attempts}, key=[a.target for a in route.attempts].index
-    )
+    tried = list(dict.fromkeys(a.target for a in route.attempts))
     last = errors[-1] if errors else None
     reason = "the deadline passed" if _deadline_passed(route) else "every target failed"
     summary = "; ".join(

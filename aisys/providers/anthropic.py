@@ -21,6 +21,7 @@ from aisys.providers.base import (
     Target,
     endpoint,
     field,
+    joined_tool_calls,
     json_body,
     sse_data,
 )
@@ -229,7 +230,7 @@ class _AnthropicStream:
 
     def response(self) -> ChatResponse:
         """The text, tool calls, finish reason and usage received."""
-        from aisys.types import ChatResponse, ToolCall, Usage
+        from aisys.types import ChatResponse, Usage
 
         usage = self.usage
         if "input_tokens" in usage and "output_tokens" in usage:
@@ -246,14 +247,7 @@ class _AnthropicStream:
             counted = Usage(estimated=True)
         return ChatResponse(
             text="".join(self.parts),
-            tool_calls=tuple(
-                ToolCall(
-                    id=slot["id"],
-                    name=slot["name"],
-                    arguments="".join(slot["arguments"]) or "{}",
-                )
-                for _, slot in sorted(self.tools.items())
-            ),
+            tool_calls=joined_tool_calls(self.tools),
             finish_reason=_finish(self.stop_reason),
             model=self.model,
             provider=self.provider,

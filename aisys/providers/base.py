@@ -61,6 +61,7 @@ __all__ = [
     "error_from_response",
     "field",
     "get_provider",
+    "joined_tool_calls",
     "json_body",
     "known_providers",
     "normalise_messages",
@@ -212,6 +213,20 @@ def endpoint(base_url: str, path: str) -> httpx2.URL:
     import httpx2
 
     return httpx2.URL(base_url + path)
+
+
+def joined_tool_calls(slots: Mapping[int, Mapping[str, Any]]) -> tuple[Any, ...]:
+    """Streamed tool calls, by index, with their argument fragments joined."""
+    from aisys.types import ToolCall
+
+    return tuple(
+        ToolCall(
+            id=slot["id"],
+            name=slot["name"],
+            arguments="".join(slot["arguments"]) or "{}",
+        )
+        for _, slot in sorted(slots.items())
+    )
 
 
 def as_int(value: Any) -> int | None:

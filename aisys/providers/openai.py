@@ -20,6 +20,7 @@ from aisys.providers.base import (
     Target,
     endpoint,
     field,
+    joined_tool_calls,
     json_body,
     sse_data,
 )
@@ -213,19 +214,10 @@ class _OpenAIStream:
 
     def response(self) -> ChatResponse:
         """The text, tool calls, finish reason and usage received."""
-        from aisys.types import ToolCall
-
         return _response(
             provider=self.provider,
             text="".join(self.parts),
-            tool_calls=tuple(
-                ToolCall(
-                    id=slot["id"],
-                    name=slot["name"],
-                    arguments="".join(slot["arguments"]) or "{}",
-                )
-                for _, slot in sorted(self.tools.items())
-            ),
+            tool_calls=joined_tool_calls(self.tools),
             finish_reason=self.finish_reason,
             model=self.model,
             response_id=self.response_id,

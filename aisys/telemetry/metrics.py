@@ -13,6 +13,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from aisys.call import Call
 from aisys.telemetry import attributes as A
+from aisys.telemetry.spans import error_type
 
 __all__ = ["Instruments"]
 
@@ -115,8 +116,6 @@ class Instruments:
             attrs[A.SERVER_ADDRESS] = call.server_address
         ok_attrs = attrs
         if call.error is not None:
-            from aisys.telemetry.spans import error_type
-
             attrs = {**attrs, A.ERROR_TYPE: error_type(call.error)}
             self.errors.add(1, attrs)
         if call.attempts:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from aisys.call import Call
+from aisys.call import Call, requests_made
 from aisys.telemetry import attributes as A
 
 __all__ = [
@@ -102,7 +102,7 @@ def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]
         attrs[A.AISYS_STREAM_TTFT_MS] = round(call.ttft_s * 1000, 3)
         attrs[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.ttft_s
     if call.attempts:
-        attrs[A.AISYS_RETRY_ATTEMPTS] = sum(1 for a in call.attempts if a.made_request)
+        attrs[A.AISYS_RETRY_ATTEMPTS] = requests_made(call.attempts)
         if call.fallback_index is not None:
             attrs[A.AISYS_FALLBACK_INDEX] = call.fallback_index
         if call.target:
