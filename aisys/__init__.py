@@ -41,6 +41,7 @@ if _typing.TYPE_CHECKING:
     from aisys.llm import LLM
     from aisys.metering.tokens import count_tokens
     from aisys.pipeline.retry import Retry
+    from aisys.pipeline.route import CircuitBreaker
     from aisys.settings import Settings
     from aisys.streams import AsyncChatStream, ChatStream
     from aisys.types import (
@@ -66,6 +67,7 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "ChatStream",
+    "CircuitBreaker",
     "CircuitOpenError",
     "ConfigError",
     "ContextLengthError",
@@ -117,6 +119,7 @@ _LAZY = {
     "ChatStream": "aisys.streams",
     "AsyncChatStream": "aisys.streams",
     "Retry": "aisys.pipeline.retry",
+    "CircuitBreaker": "aisys.pipeline.route",
     "EmbeddingResponse": "aisys.types",
     "LLM": "aisys.llm",
     "Cost": "aisys.types",

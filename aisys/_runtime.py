@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from aisys._sentinel import DEFAULT, Default
 from aisys.instrument import Spec, TraceBlock, instrument
 from aisys.pipeline._clock import SYSTEM_CLOCK, Clock
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from aisys.pipeline.retry import Retry
+    from aisys.pipeline.route import CircuitBreaker
     from aisys.settings import Settings
     from aisys.telemetry.runtime import Telemetry
 
@@ -98,12 +100,16 @@ class Runtime:
         from aisys.settings import Settings
 
         settings = Settings(**fields)
+        self._put_settings(settings)
+        return settings
+
+    def _put_settings(self, settings: Settings | None) -> None:
+        """Put ``settings`` in force (``None``: read anew on first use); telemetry restarts."""
         with self._lock:
             old, self._telemetry = self._telemetry, None
             self._settings = settings
         if old is not None:
             old.shutdown()
-        return settings
 
     def flush(self, timeout: float | None = None) -> bool:
         """Export every finished span now; waits at most ``timeout`` seconds.
@@ -158,6 +164,7 @@ class Runtime:
         retry: Retry | None = None,
         fallbacks: Sequence[Callable[..., Any]] = (),
         deadline: float | None = None,
+        circuit: CircuitBreaker | Default | None = DEFAULT,
     ) -> Callable[[F], F]: ...
     def traced_llm(
         self,
@@ -171,6 +178,7 @@ class Runtime:
         retry: Retry | None = None,
         fallbacks: Sequence[Callable[..., Any]] = (),
         deadline: float | None = None,
+        circuit: CircuitBreaker | Default | None = DEFAULT,
     ) -> F | Callable[[F], F]:
         """Trace a function that calls a model; it returns exactly what it returned.
 
@@ -182,6 +190,8 @@ class Runtime:
         ``retry=aisys.Retry(...)``, ``fallbacks=[other_fn, ...]`` (same arguments) and
         ``deadline=`` give the function the same policy as `aisys.LLM`: official SDK
         errors (429, 5xx, timeouts, connection errors) are recognised as retryable.
+        Each function gets a circuit breaker (``circuit=aisys.CircuitBreaker(...)``
+        for other thresholds, ``circuit=None`` for none).
 
         Added in 0.1.
         """
@@ -196,15 +206,28 @@ class Runtime:
                 model=model,
             )
             route = None
-            if retry is not None or fallbacks or deadline is not None:
+            if (
+                retry is not None
+                or fallbacks
+                or deadline is not None
+                or not isinstance(circuit, Default | None)
+            ):
                 from aisys.pipeline.functions import FunctionRoute  # loads tenacity
+                from aisys.pipeline.route import CircuitBreaker
 
+                if not isinstance(circuit, CircuitBreaker | Default | None):
+                    from aisys.errors import ConfigError
+
+                    msg = f"circuit must be an aisys.CircuitBreaker(...) or None, got {circuit!r}"
+                    raise ConfigError(msg, field="circuit")
                 route = FunctionRoute(
                     func,
                     fallbacks=fallbacks,
                     retry=retry,
                     deadline=deadline,
                     provider=provider,
+                    circuit=circuit if isinstance(circuit, CircuitBreaker) else None,
+                    use_circuit=circuit is not None,
                 )
             return instrument(self, spec, func, route)  # type: ignore[return-value]
 

@@ -12,12 +12,13 @@ AisysError
 │   │   └── ProviderTimeoutError          retryable
 │   ├── RateLimitError                    retryable, .retry_after_s
 │   ├── ServerError                       retryable (5xx)
+│   │   └── ResponseFormatError           a 2xx answer that cannot be read: a provider fault
 │   ├── AuthenticationError
 │   ├── BadRequestError
 │   │   └── ContextLengthError            the prompt is too long for the model
-│   ├── ResponseFormatError               the answer could not be parsed
 │   └── CircuitOpenError                  skipped: the target's circuit breaker is open
-└── AllTargetsFailedError                 .errors: every attempt (target, error, status, elapsed)
+└── AllTargetsFailedError                 .errors: each failed attempt's exception, in order;
+                                          .attempts: the attempt records
 AisysWarning(UserWarning)
 ```
 
@@ -160,8 +161,15 @@ class BadRequestError(ProviderError):
     """The provider rejected the request as malformed (HTTP 400/404/422)."""
 
 
-class ResponseFormatError(ProviderError):
-    """The provider answered something aisys cannot parse: it says what was received."""
+class ResponseFormatError(ServerError):
+    """The provider answered something aisys cannot read: it says what was received.
+
+    A 2xx whose body is not JSON, lacks the fields the protocol promises, or a stream
+    that breaks its format before the first chunk: a fault on the provider's side, so
+    retryable and a reason to move to a fallback, like a 502.
+    """
+
+    retryable = True
 
 
 class ContextLengthError(BadRequestError):
@@ -176,11 +184,19 @@ class AllTargetsFailedError(AisysError):
     """Every target of a fallback chain failed (or was skipped, or the deadline ran out).
 
     Attributes:
-        errors: Every attempt in the order made, each with ``.target``, ``.error``,
-            ``.status_code``, ``.elapsed_s``, ``.outcome`` (``error``, ``skipped``,
-            ``deadline``) and ``.fallback_index``. ``__cause__`` is the last error.
+        errors: The exception of each attempt that failed, in the order made (a
+            skipped target's `CircuitOpenError` included). ``__cause__`` is the last.
+        attempts: Every attempt record in the order made, each with ``.target``,
+            ``.error``, ``.outcome`` (``ok``, ``error``, ``skipped``, ``deadline``),
+            ``.status_code``, ``.wait_s``, ``.elapsed_s`` and ``.fallback_index``.
     """
 
-    def __init__(self, message: str, errors: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        message: str,
+        errors: tuple[BaseException, ...],
+        attempts: tuple[Any, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.errors = errors
+        self.attempts = attempts

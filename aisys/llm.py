@@ -26,14 +26,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 
+from aisys._sentinel import DEFAULT, Default
 from aisys.call import Call, requests_made
 from aisys.context import _SCOPE
 from aisys.errors import ConfigError, ProviderConnectionError
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.pipeline.retry import Retry
 from aisys.pipeline.route import (
+    CircuitBreaker,
     Route,
     RouteTarget,
+    breaker_key,
     check_deadline,
     default_fallback_on,
     record_route,
@@ -83,14 +86,6 @@ CHAT_PARAMS = frozenset(
 """The provider-neutral chat parameters; anything else goes in ``extra={...}``."""
 DEFAULT_RETRY = Retry()
 """The policy an LLM uses when ``retry=`` is not given: 3 attempts, 0.5 s doubling."""
-
-
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-_DEFAULT = _Default()
 
 
 # -- effects: the only code here that does I/O ----------------------------------------
@@ -218,6 +213,8 @@ class LLM:
             streams everything up to the first chunk.
         fallback_on: Which errors move to the next target (default: retryable errors,
             open circuit breakers, prompts too long for the model).
+        circuit: This target's `aisys.CircuitBreaker` thresholds (inherited by string
+            fallbacks); default: the settings' ``circuit_*``; ``None``: no breaker.
         transport: An ``httpx2`` transport to use instead of the network (tests, e.g.
             `aisys.testing.ScriptedTransport`).
         runtime: The aisys runtime whose telemetry, clock and breakers settings apply.
@@ -234,9 +231,10 @@ class LLM:
         timeout: float = 60.0,
         headers: Mapping[str, str] | None = None,
         fallbacks: Sequence[str | LLM] = (),
-        retry: Retry | _Default | None = _DEFAULT,
+        retry: Retry | Default | None = DEFAULT,
         deadline: float | None = None,
         fallback_on: Callable[[BaseException], bool] | None = None,
+        circuit: CircuitBreaker | Default | None = DEFAULT,
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
@@ -256,10 +254,22 @@ class LLM:
         self.deadline = check_deadline(deadline)
         self.retry: Retry = (
             DEFAULT_RETRY
-            if isinstance(retry, _Default)
+            if isinstance(retry, Default)
             else retry or Retry(max_attempts=1)
         )
         self.fallback_on = fallback_on or default_fallback_on
+        if not isinstance(circuit, CircuitBreaker | Default | None):
+            raise ConfigError(
+                f"circuit must be an aisys.CircuitBreaker(...) or None, got {circuit!r}",
+                field="circuit",
+            )
+        self.circuit = circuit
+        self._breaker_key = breaker_key(
+            self.target.spec,
+            self.target.base_url,
+            self.target.api_key,
+            *sorted(self.target.headers.items()),
+        )
         self._transport = transport
         self._runtime = runtime
         self._client: httpx2.Client | None = None
@@ -290,6 +300,7 @@ class LLM:
             timeout=self.target.timeout,
             headers=self.target.headers if same else None,
             retry=self.retry,
+            circuit=self.circuit,
             transport=self._transport if same else None,
             runtime=self._runtime,
         )
@@ -304,10 +315,6 @@ class LLM:
     def model(self) -> str:
         """``provider:model``."""
         return self.target.spec
-
-    @property
-    def _breaker_key(self) -> str:
-        return f"{self.target.spec}@{self.target.base_url}"
 
     @property
     def runtime(self) -> Runtime:
@@ -472,7 +479,10 @@ class LLM:
                 label=llm.model,
                 run=functools.partial(attempt, llm, request),
                 retry=llm.retry,
-                breaker_key=llm._breaker_key,
+                breaker_key=None if llm.circuit is None else llm._breaker_key,
+                circuit=llm.circuit
+                if isinstance(llm.circuit, CircuitBreaker)
+                else None,
             )
             for llm in (self, *self.fallbacks)
         ]

@@ -4,7 +4,8 @@
 
 Prints the port, then serves until its standard input closes. With FAULT_RATE, that
 share of requests (seeded, reproducible) fails evenly as 429 (Retry-After: 1), 503, a
-reset connection, or a response slower than SLOW_S seconds.
+reset connection, a response slower than SLOW_S seconds, or a 200 whose body cannot be
+read (HTML, JSON cut short, JSON without choices).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ faults = [
     Reply(status=503),
     Reply(reset=True),
     Reply(delay_s=slow_s),
+    Reply(raw=b"<html>upstream hiccup</html>", content_type="text/html"),
+    Reply(raw=b'{"id": "chatcmpl-1", "object": "chat.comp'),
+    Reply(body={"id": "chatcmpl-1", "object": "chat.completion"}),
 ]
 rng = random.Random(20261125)  # noqa: S311 - reproducible fault mix, not security
 

@@ -2,9 +2,9 @@
 
     python benchmarks/chaos.py [--calls 1000] [--concurrency 50] [--fault-rate 0.3]
 
-The primary answers 429 (Retry-After: 1), 503, resets the connection, or stalls past the
-timeout, evenly, for --fault-rate of its requests (seeded); a healthy fallback stands
-behind it. Reported (docs/reliability.md): success rate, p50/p95 latency, requests per
+The primary answers 429 (Retry-After: 1), 503, resets the connection, stalls past the
+timeout, or sends a 200 whose body cannot be read (HTML, cut JSON, no choices), evenly,
+for --fault-rate of its requests (seeded); a healthy fallback stands behind it. Reported (docs/reliability.md): success rate, p50/p95 latency, requests per
 successful call, calls over the deadline (target 0), logical spans and log events lost
 (target 0: exactly one of each per call). Nothing is asserted.
 """
@@ -70,7 +70,7 @@ async def run(calls: int, concurrency: int, fault_rate: float, threshold: int) -
                 response = await llm.achat(f"question {index}")
             except aisys.AllTargetsFailedError as exc:
                 failures.append(exc)
-                requests += sum(1 for a in exc.errors if a.made_request)
+                requests += sum(1 for a in exc.attempts if a.made_request)
             except aisys.AisysError as exc:
                 failures.append(exc)
                 requests += 1

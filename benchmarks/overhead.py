@@ -208,9 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     if JSONL_RUNTIME is not None:
         dropped = JSONL_RUNTIME.telemetry.dropped_spans
-        print(
-            f"\nexporters=jsonl: {dropped:,} spans dropped by a full export queue"
-        )
+        print(f"\nexporters=jsonl: {dropped:,} spans dropped by a full export queue")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import openai
 import pytest
 
 import aisys
-from aisys.pipeline.route import reset_breakers
 from aisys.testing import Captured, capture
+from aisys.testing import reset as reset_aisys_state
 from tests.wire_server import WireServer
 
 
@@ -71,7 +71,7 @@ def _fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     aisys._DEFAULT.shutdown(2.0)
     aisys._DEFAULT._settings = None
-    reset_breakers()
+    reset_aisys_state()
     yield
     aisys._DEFAULT.shutdown(2.0)
     aisys._DEFAULT._settings = None

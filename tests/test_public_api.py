@@ -32,6 +32,8 @@ def test_error_tree() -> None:
             assert issubclass(value, aisys.AisysError)
     assert aisys.RateLimitError.retryable
     assert aisys.ServerError.retryable
+    assert issubclass(aisys.ResponseFormatError, aisys.ServerError)
+    assert aisys.ResponseFormatError.retryable
     assert aisys.ProviderTimeoutError.retryable
     assert not aisys.BadRequestError.retryable
     assert not aisys.AuthenticationError.retryable
@@ -42,6 +44,10 @@ def test_error_tree() -> None:
         "openai",
         2.0,
     )
+    first, last = aisys.ServerError("a"), aisys.RateLimitError("b")
+    failed = aisys.AllTargetsFailedError("all failed", (first, last), ("r1", "r2"))
+    assert failed.errors == (first, last)
+    assert failed.attempts == ("r1", "r2")
 
 
 def test_import_does_no_io_and_starts_no_thread() -> None:

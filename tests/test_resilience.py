@@ -53,9 +53,8 @@ async def _stream(llm: aisys.LLM, mode: str) -> tuple[list[str], Any]:
 
 def _llm(server: WireServer, **kwargs: Any) -> aisys.LLM:
     kwargs.setdefault("retry", NO_JITTER)
-    return aisys.LLM(
-        "openai:primary", base_url=server.base_url, api_key="k", timeout=5, **kwargs
-    )
+    kwargs.setdefault("api_key", "k")
+    return aisys.LLM("openai:primary", base_url=server.base_url, timeout=5, **kwargs)
 
 
 def _root(seen: Captured) -> Any:
@@ -185,15 +184,107 @@ async def test_connection_reset_and_slow_response_are_retried(
     assert response.attempts == 3
 
 
-async def test_garbage_body_is_not_retried(
+GARBAGE = [
+    pytest.param(Reply(raw=b"<html>oops</html>", content_type="text/html"), id="html"),
+    pytest.param(Reply(raw=b'{"id": "x", "object": "chat.com'), id="cut-json"),
+    pytest.param(Reply(body={"id": "x", "object": "chat.completion"}), id="no-choices"),
+    pytest.param(Reply(body=["not", "an", "object"]), id="json-list"),
+]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+async def test_garbage_body_is_retried(
+    server: WireServer, clock: FakeClock, mode: str, garbage: Reply
+) -> None:
+    """A 200 that cannot be read is a provider fault: retried like a 502."""
+    server.script(garbage)
+    async with _llm(server) as llm:
+        response = await _chat(llm, mode)
+    assert response.text == "Hello from the wire."
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+async def test_garbage_body_moves_to_the_fallback(
+    server: WireServer, backup: WireServer, clock: FakeClock, mode: str, garbage: Reply
+) -> None:
+    """Garbage from every retry of the primary: the healthy fallback answers."""
+    server.default = garbage
+    fallback = aisys.LLM("openai:b", base_url=backup.base_url)
+    try:
+        async with _llm(server, fallbacks=[fallback]) as llm:
+            response = await _chat(llm, mode)
+    finally:
+        server.default = Reply()
+    assert response.fallback_index == 1
+    assert len(server.requests) == 3
+
+
+async def test_garbage_error_says_what_came(
     server: WireServer, clock: FakeClock, mode: str
 ) -> None:
-    """A 200 that is not JSON is a format error, not a transient one."""
+    """When nothing else answers, the error still says what was wrong with the body."""
     server.script(Reply(raw=b"<html>oops</html>", content_type="text/html"))
-    async with _llm(server) as llm:
-        with pytest.raises(aisys.ResponseFormatError):
+    async with _llm(server, retry=None) as llm:
+        with pytest.raises(aisys.ResponseFormatError) as raised:
             await _chat(llm, mode)
-    assert len(server.requests) == 1
+    assert isinstance(raised.value, aisys.ServerError)
+    assert raised.value.retryable
+    assert "not JSON" in str(raised.value)
+    assert "text/html" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(
+            Reply(raw=b"data: {not json\n\n", content_type="text/event-stream"),
+            id="bad-event",
+        ),
+        pytest.param(
+            Reply(raw=b"<html>oops</html>", content_type="text/html"), id="html"
+        ),
+    ],
+)
+async def test_garbage_stream_before_the_first_chunk_falls_back(
+    server: WireServer, backup: WireServer, clock: FakeClock, mode: str, garbage: Reply
+) -> None:
+    """A stream broken before its first chunk: retried, then the fallback streams."""
+    server.default = garbage
+    fallback = aisys.LLM("openai:b", base_url=backup.base_url)
+    try:
+        async with _llm(server, fallbacks=[fallback]) as llm:
+            pieces, stream = await _stream(llm, mode)
+    finally:
+        server.default = Reply()
+    assert "".join(pieces) == "Hello from the wire."
+    assert stream.response.fallback_index == 1
+    assert len(server.requests) == 3
+
+
+async def test_decorator_retries_an_unreadable_sdk_answer(
+    server: WireServer, clock: FakeClock
+) -> None:
+    """The official client's 2xx validation error is a provider fault in decorator mode too."""
+    server.script(Reply(body={"id": "x", "object": "chat.completion", "choices": 3}))
+    client = openai.OpenAI(
+        api_key="k",
+        base_url=server.base_url,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+
+    @aisys.traced_llm(retry=NO_JITTER)
+    def ask(question: str) -> Any:
+        return client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+        )
+
+    try:
+        assert ask("hi").choices[0].message.content == "Hello from the wire."
+    finally:
+        client.close()
+    assert len(server.requests) == 2
 
 
 async def test_stream_cut_before_the_first_chunk_is_retried(
@@ -305,7 +396,12 @@ async def test_all_targets_down(
     ) as llm:
         with pytest.raises(aisys.AllTargetsFailedError) as raised:
             await _chat(llm, mode)
-    attempts = raised.value.errors
+    attempts = raised.value.attempts
+    assert [type(e) for e in raised.value.errors] == [
+        aisys.ServerError,
+        aisys.RateLimitError,
+        aisys.ServerError,
+    ]
     assert [(a.target, a.status_code) for a in attempts] == [
         ("openai:primary", 503),
         ("openai:primary", 429),
@@ -332,8 +428,9 @@ async def test_deadline_shorter_than_the_chain(
     # Had the 5 s request timeout not been cut to the deadline, the slow answer (1.5 s)
     # would have arrived and the call succeeded.
     assert "deadline" in str(raised.value)
-    assert raised.value.errors[0].outcome == "error"
-    assert isinstance(raised.value.errors[0].error, aisys.ProviderTimeoutError)
+    assert raised.value.attempts[0].outcome == "error"
+    assert isinstance(raised.value.errors[0], aisys.ProviderTimeoutError)
+    assert raised.value.errors[0] is raised.value.attempts[0].error
     assert backup.requests == []
 
 
@@ -380,7 +477,9 @@ async def test_circuit_breaker_opens_and_recovers(
                 p.attributes["aisys.target"]: p.value
                 for p in seen.metric_points("aisys.circuit.state")
             }
-            assert states[f"openai:primary@{server.base_url}"] == 0
+            (key,) = [k for k in states if k.startswith("openai:primary@")]
+            assert key.startswith(f"openai:primary@{server.base_url}#")
+            assert states[key] == 0
 
 
 async def test_failed_attempt_usage_is_kept(
@@ -536,3 +635,109 @@ async def test_cancelling_a_stream_while_it_opens(
             await task
     assert len(seen.logs) == 1
     assert _root(seen).status.status_code.name == "ERROR"
+
+
+async def test_two_keys_on_one_endpoint_do_not_share_a_breaker(
+    server: WireServer, clock: FakeClock, mode: str
+) -> None:
+    """One tenant's failures open its own breaker; the other key still reaches the server."""
+    from aisys.pipeline.route import breaker_states
+
+    circuit = aisys.CircuitBreaker(failure_threshold=2, reset_s=30)
+    noisy = aisys.LLM(
+        "openai:m",
+        base_url=server.base_url,
+        api_key="sk-tenant-a",
+        retry=None,
+        circuit=circuit,
+    )
+    quiet = aisys.LLM(
+        "openai:m",
+        base_url=server.base_url,
+        api_key="sk-tenant-b",
+        retry=None,
+        circuit=circuit,
+    )
+    server.script(Reply(status=429), Reply(status=429))
+    async with noisy, quiet:
+        await _two_tenants(server, noisy, quiet, mode)
+    states = breaker_states()
+    assert sorted(states.values()) == ["closed", "open"]
+    assert not any("sk-tenant" in key for key in states)
+
+
+async def _two_tenants(
+    server: WireServer, noisy: aisys.LLM, quiet: aisys.LLM, mode: str
+) -> None:
+    for _ in range(2):
+        with pytest.raises(aisys.RateLimitError):
+            await _chat(noisy, mode)
+    with pytest.raises(aisys.CircuitOpenError):
+        await _chat(noisy, mode)
+    assert len(server.requests) == 2
+    response = await _chat(quiet, mode)
+    assert response.text == "Hello from the wire."
+    assert len(server.requests) == 3
+
+
+async def test_circuit_thresholds_per_llm_and_opt_out(
+    server: WireServer, clock: FakeClock, mode: str
+) -> None:
+    """circuit= overrides the settings' thresholds for one LLM; circuit=None never skips."""
+    server.default = Reply(status=503)
+    strict = _llm(server, retry=None, circuit=aisys.CircuitBreaker(1, 5.0))
+    unguarded = _llm(server, retry=None, circuit=None, api_key="other")
+    try:
+        with pytest.raises(aisys.ServerError):
+            await _chat(strict, mode)
+        with pytest.raises(aisys.CircuitOpenError):
+            await _chat(strict, mode)
+        assert len(server.requests) == 1
+        clock.advance(5.1)  # half-open after this LLM's own reset_s
+        with pytest.raises(aisys.ServerError):
+            await _chat(strict, mode)
+        assert len(server.requests) == 2
+
+        server.reset()
+        for _ in range(8):
+            with pytest.raises(aisys.ServerError):
+                await _chat(unguarded, mode)
+        assert len(server.requests) == 8
+    finally:
+        server.default = Reply()
+        await strict.aclose()
+        await unguarded.aclose()
+
+
+def test_circuit_breaker_arguments_are_checked() -> None:
+    """Bad thresholds are a ConfigError naming the argument."""
+    with pytest.raises(aisys.ConfigError, match="failure_threshold"):
+        aisys.CircuitBreaker(failure_threshold=0)
+    with pytest.raises(aisys.ConfigError, match="reset_s"):
+        aisys.CircuitBreaker(reset_s=-1)
+    with pytest.raises(aisys.ConfigError, match="circuit"):
+        aisys.LLM("openai:m", circuit=3)  # type: ignore[arg-type]
+
+
+async def test_decorator_circuit_policy(clock: FakeClock) -> None:
+    """@traced_llm(circuit=...) sets the function's thresholds; circuit=None turns it off."""
+    calls = {"guarded": 0, "unguarded": 0}
+
+    @aisys.traced_llm(circuit=aisys.CircuitBreaker(failure_threshold=1))
+    def guarded(question: str) -> str:
+        calls["guarded"] += 1
+        raise ConnectionError("down")
+
+    @aisys.traced_llm(retry=aisys.Retry(max_attempts=1), circuit=None)
+    def unguarded(question: str) -> str:
+        calls["unguarded"] += 1
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        guarded("hi")
+    with pytest.raises(aisys.CircuitOpenError):
+        guarded("hi")
+    for _ in range(7):
+        with pytest.raises(ConnectionError):
+            unguarded("hi")
+    assert calls == {"guarded": 1, "unguarded": 7}

@@ -16,6 +16,7 @@ from aisys.errors import ConfigError
 from aisys.pipeline._flow import Flow
 from aisys.pipeline.retry import Retry
 from aisys.pipeline.route import (
+    CircuitBreaker,
     Route,
     RouteTarget,
     check_deadline,
@@ -55,7 +56,10 @@ class FunctionRoute:
     """Retry and fallbacks for a decorated function: the same route `aisys.LLM` uses.
 
     Fallbacks are functions taking the same arguments; the deadline is checked before
-    each attempt and wait (a running function is not interrupted).
+    each attempt and wait (a running function is not interrupted). Each function has
+    its own breaker, shared process-wide by its qualified name (the function holds its
+    credentials, so aisys cannot tell tenants apart: decorate one function per key, or
+    pass ``circuit=None``).
     """
 
     def __init__(
@@ -66,6 +70,8 @@ class FunctionRoute:
         retry: Retry | None,
         deadline: float | None,
         provider: str | None,
+        circuit: CircuitBreaker | None = None,
+        use_circuit: bool = True,
     ) -> None:
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
             msg = (
@@ -87,6 +93,8 @@ class FunctionRoute:
         self.retry = retry or Retry(max_attempts=1)
         self.deadline = check_deadline(deadline)
         self.prefix = provider or "function"
+        self.circuit = circuit
+        self.use_circuit = use_circuit
 
     @staticmethod
     def record(call: Call, route: Route) -> None:
@@ -108,7 +116,10 @@ class FunctionRoute:
                 label=f"{self.prefix}:{function.__qualname__}",
                 run=functools.partial(_invoke, function, args, kwargs),
                 retry=self.retry,
-                breaker_key=f"{function.__module__}.{function.__qualname__}",
+                breaker_key=f"{function.__module__}.{function.__qualname__}"
+                if self.use_circuit
+                else None,
+                circuit=self.circuit,
             )
             for function in self.functions
         ]

@@ -9,6 +9,7 @@ telemetry and `AllTargetsFailedError` can say exactly what happened.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ __all__ = [
     "CircuitBreaker",
     "Route",
     "RouteTarget",
+    "breaker_key",
     "breaker_states",
     "check_deadline",
     "default_fallback_on",
@@ -88,7 +90,65 @@ class Attempt:
 
 
 class CircuitBreaker:
-    """Closed → open after consecutive failures → half-open after a pause → closed."""
+    """How a target's circuit breaker behaves: open after failures, retry after a pause.
+
+    ``LLM(circuit=aisys.CircuitBreaker(failure_threshold=3, reset_s=10.0))`` sets the
+    thresholds for one LLM (and its string fallbacks); ``circuit=None`` turns breakers
+    off. Without it, the settings ``circuit_failure_threshold`` / ``circuit_reset_s``
+    apply. Breaker *state* is shared by the whole process, one per provider, model,
+    endpoint and credential fingerprint, so every LLM object (and every thread or task)
+    calling the same target with the same key sees the same outage, and another key
+    never does.
+
+    Args:
+        failure_threshold: Consecutive failed requests (retryable errors) that open it.
+        reset_s: Seconds an open breaker waits before letting one trial request through.
+
+    Added in 0.1.
+    """
+
+    __slots__ = ("failure_threshold", "reset_s")
+
+    def __init__(self, failure_threshold: int = 5, reset_s: float = 30.0) -> None:
+        if isinstance(failure_threshold, bool) or not (
+            isinstance(failure_threshold, int) and failure_threshold >= 1
+        ):
+            raise ConfigError(
+                f"CircuitBreaker(failure_threshold=) must be a whole number >= 1, "
+                f"got {failure_threshold!r}",
+                field="failure_threshold",
+            )
+        if not (isinstance(reset_s, int | float) and reset_s > 0):
+            raise ConfigError(
+                f"CircuitBreaker(reset_s=) must be positive seconds, got {reset_s!r}",
+                field="reset_s",
+            )
+        self.failure_threshold = failure_threshold
+        self.reset_s = float(reset_s)
+
+    def __repr__(self) -> str:
+        return (
+            f"CircuitBreaker(failure_threshold={self.failure_threshold}, "
+            f"reset_s={self.reset_s})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CircuitBreaker) and (
+            self.failure_threshold,
+            self.reset_s,
+        ) == (other.failure_threshold, other.reset_s)
+
+    def __hash__(self) -> int:
+        return hash((self.failure_threshold, self.reset_s))
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CircuitBreaker:
+        """The thresholds of ``settings`` (an `aisys.Settings`)."""
+        return cls(settings.circuit_failure_threshold, settings.circuit_reset_s)
+
+
+class _Breaker:
+    """One target's state: closed → open after failures → half-open after a pause."""
 
     def __init__(self) -> None:
         self.state: BreakerState = "closed"
@@ -122,20 +182,33 @@ class CircuitBreaker:
                 self.state, self.opened_at, self._trial = "open", now, False
 
 
-_BREAKERS: dict[str, CircuitBreaker] = {}
+_BREAKERS: dict[str, _Breaker] = {}
 _BREAKERS_LOCK = threading.Lock()
 
 
-def _breaker(key: str) -> CircuitBreaker:
+def _breaker(key: str) -> _Breaker:
     with _BREAKERS_LOCK:
         breaker = _BREAKERS.get(key)
         if breaker is None:
-            breaker = _BREAKERS[key] = CircuitBreaker()
+            breaker = _BREAKERS[key] = _Breaker()
         return breaker
 
 
+def breaker_key(target: str, endpoint: str, *credentials: object) -> str:
+    """``target@endpoint``, plus ``#`` and a short hash of the credentials if any.
+
+    The hash tells two API keys apart without revealing either: 12 hex digits of a
+    SHA-256, never the key itself.
+    """
+    key = f"{target}@{endpoint}"
+    secret = "\x00".join(str(item) for item in credentials if item)
+    if not secret:
+        return key
+    return f"{key}#{hashlib.sha256(secret.encode()).hexdigest()[:12]}"
+
+
 def breaker_states() -> dict[str, BreakerState]:
-    """Every known target's breaker state (process-wide)."""
+    """Every known target's breaker state (process-wide), by breaker key."""
     with _BREAKERS_LOCK:
         return {key: breaker.state for key, breaker in _BREAKERS.items()}
 
@@ -169,13 +242,16 @@ def default_fallback_on(exc: BaseException) -> bool:
 
 @dataclass
 class RouteTarget(Generic[T]):
-    """One place to try: a label, a breaker key, a retry policy, and the attempt itself."""
+    """One place to try: a label, a retry policy, a breaker, and the attempt itself."""
 
     label: str
     run: Callable[[float | None], Flow[T]]
     """Makes the attempt flow, given the time left for it (``None``: no deadline)."""
     retry: Retry
     breaker_key: str | None = None
+    """Whose breaker state this target shares (`breaker_key`); ``None``: no breaker."""
+    circuit: CircuitBreaker | None = None
+    """This target's thresholds; ``None``: the route's (from settings)."""
 
 
 @dataclass
@@ -185,8 +261,8 @@ class Route:
     clock: Clock
     deadline_s: float | None = None
     fallback_on: Callable[[BaseException], bool] = default_fallback_on
-    failure_threshold: int = 5
-    reset_s: float = 30.0
+    circuit: CircuitBreaker = field(default_factory=CircuitBreaker)
+    """Breaker thresholds for targets that do not set their own."""
     attempts: list[Attempt] = field(default_factory=list)
     fallback_index: int = 0
     target: str | None = None
@@ -206,8 +282,7 @@ class Route:
             clock=clock,
             deadline_s=deadline_s,
             fallback_on=fallback_on,
-            failure_threshold=settings.circuit_failure_threshold,
-            reset_s=settings.circuit_reset_s,
+            circuit=CircuitBreaker.from_settings(settings),
         )
 
     def remaining(self) -> float | None:
@@ -253,10 +328,11 @@ def route_flow(route: Route, targets: list[RouteTarget[T]]) -> Flow[T]:
     errors: list[BaseException] = []
     for index, target in enumerate(targets):
         breaker = _breaker(target.breaker_key) if target.breaker_key else None
+        circuit = target.circuit or route.circuit
         try:
             result = yield from retry_flow(
                 target.retry,
-                _attempt_flow(route, target, index, breaker),
+                _attempt_flow(route, target, index, breaker, circuit),
                 clock=route.clock,
                 remaining=route.remaining,
             )
@@ -283,7 +359,11 @@ def _deadline_passed(route: Route) -> bool:
 
 
 def _attempt_flow(
-    route: Route, target: RouteTarget[T], index: int, breaker: CircuitBreaker | None
+    route: Route,
+    target: RouteTarget[T],
+    index: int,
+    breaker: _Breaker | None,
+    circuit: CircuitBreaker,
 ) -> Callable[[float], Flow[T]]:
     """The attempt retry_flow repeats: checks deadline and breaker, runs, records."""
     number = 0
@@ -301,10 +381,12 @@ def _attempt_flow(
             )
             route._end(record, error, "deadline")
             raise error
-        if breaker is not None and not breaker.allow(route.clock.now(), route.reset_s):
+        if breaker is not None and not breaker.allow(
+            route.clock.now(), circuit.reset_s
+        ):
             error = CircuitOpenError(
                 f"{target.label} skipped: its circuit breaker is open after repeated "
-                f"failures (retried after {route.reset_s} s)",
+                f"failures (retried after {circuit.reset_s} s)",
             )
             route._end(record, error, "skipped")
             raise error
@@ -316,12 +398,12 @@ def _attempt_flow(
                 breaker.record(
                     not classify(exc).retryable,
                     route.clock.now(),
-                    route.failure_threshold,
+                    circuit.failure_threshold,
                 )
             raise
         route._end(record, None, "ok")
         if breaker is not None:
-            breaker.record(True, route.clock.now(), route.failure_threshold)
+            breaker.record(True, route.clock.now(), circuit.failure_threshold)
         return result
 
     return attempt
@@ -357,6 +439,7 @@ def _all_failed(route: Route, errors: list[BaseException]) -> AllTargetsFailedEr
     )
     error = AllTargetsFailedError(
         f"{reason} ({len(route.attempts)} attempts over {', '.join(tried)}): {summary}",
+        tuple(a.error for a in route.attempts if a.error is not None),
         tuple(route.attempts),
     )
     error.__cause__ = last

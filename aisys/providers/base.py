@@ -403,8 +403,10 @@ def classify(exc: BaseException | None) -> Failure:
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and not isinstance(status, bool):
         headers = getattr(getattr(exc, "response", None), "headers", None)
+        # An SDK error with a 2xx status (openai's APIResponseValidationError) is an
+        # answer that could not be read: a provider fault, like a 5xx.
         return Failure(
-            status in _RETRYABLE_STATUSES or status >= 500,
+            status in _RETRYABLE_STATUSES or status >= 500 or 200 <= status < 300,
             status,
             retry_after_s(headers) if isinstance(headers, Mapping) else None,
         )

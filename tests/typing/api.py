@@ -57,7 +57,10 @@ def uses_llm() -> None:
         fallbacks=["anthropic:claude-3-5-haiku-latest"],
         retry=aisys.Retry(max_attempts=3, initial=0.5, max_delay=20.0, jitter=True),
         deadline=30.0,
+        circuit=aisys.CircuitBreaker(failure_threshold=5, reset_s=30.0),
     )
+    aisys.LLM("openai:m", circuit=None)
+    aisys.LLM("openai:m", circuit=5)  # type: ignore[arg-type]
     response: aisys.ChatResponse = llm.chat("hi", temperature=0)
     tokens: int = response.usage.input_tokens
     with llm.stream([{"role": "user", "content": "hi"}]) as stream:
@@ -77,7 +80,12 @@ async def uses_llm_async() -> None:
     del response, pieces, vectors
 
 
-@aisys.traced_llm(retry=aisys.Retry(max_attempts=2), fallbacks=[answer], deadline=5.0)
+@aisys.traced_llm(
+    retry=aisys.Retry(max_attempts=2),
+    fallbacks=[answer],
+    deadline=5.0,
+    circuit=aisys.CircuitBreaker(failure_threshold=3),
+)
 def answer_with_policy(question: str, *, temperature: float = 0.0) -> str:
     return question
 

@@ -13,7 +13,12 @@ def test_answer_is_traced():
     assert seen.span("chat scripted-model").attributes["gen_ai.usage.output_tokens"] > 0
 ```
 
-Needs the OTel SDK (the ``otel`` extra).
+With pytest, the plugin this package registers (`aisys.testing.pytest_plugin`) gives
+each test fresh aisys state through the fixtures ``aisys_capture``, ``aisys_clock`` and
+``aisys_state``.
+
+Needs the OTel SDK (the ``otel`` extra). Importing this package stays cheap (pytest
+loads its plugin in every run): the heavier parts load on first use.
 """
 
 from __future__ import annotations
@@ -22,11 +27,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
-
-from aisys.metering.tokens import count_tokens
-from aisys.providers.scripted import Fault, ScriptedTransport
-from aisys.types import ChatResponse, Usage
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     )
 
     from aisys._runtime import Runtime
+    from aisys.providers.scripted import Fault, ScriptedTransport
+    from aisys.types import ChatResponse
 
 __all__ = [
     "Captured",
@@ -45,8 +48,34 @@ __all__ = [
     "ScriptedTransport",
     "capture",
     "fake_clock",
+    "reset",
     "scripted",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The scripted transport pulls in httpx2 and pydantic: loaded when first asked for.
+    if name in ("Fault", "ScriptedTransport"):
+        from aisys.providers import scripted as module
+
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    msg = f"module 'aisys.testing' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def reset() -> None:
+    """Forget aisys's process-wide state, so one test's failures never reach the next.
+
+    Circuit breakers today; memory caches and budget stores as they come. The pytest
+    fixtures call it before and after each test that uses them.
+
+    Added in 0.1.
+    """
+    from aisys.pipeline.route import reset_breakers
+
+    reset_breakers()
 
 
 class Captured:
@@ -149,6 +178,9 @@ def scripted(
 
     Added in 0.1.
     """
+    from aisys.metering.tokens import count_tokens
+    from aisys.types import ChatResponse, Usage
+
     if input_tokens is None:
         input_tokens = count_tokens(prompt, model) if prompt is not None else 0
     if output_tokens is None:
@@ -163,7 +195,7 @@ def scripted(
     )
 
 
-Reply = str | ChatResponse | BaseException
+Reply: TypeAlias = "str | ChatResponse | BaseException"
 
 
 class ScriptedModel:
@@ -193,6 +225,8 @@ class ScriptedModel:
 
     def chat(self, messages: str | Sequence[Mapping[str, Any]]) -> ChatResponse:
         """Answer ``messages`` (a string or OpenAI-style dicts) from the script."""
+        from aisys.types import ChatResponse
+
         listed = (
             [{"role": "user", "content": messages}]
             if isinstance(messages, str)
