@@ -39,7 +39,10 @@ from aisys.errors import (
 
 if _typing.TYPE_CHECKING:
     from aisys.llm import LLM
+    from aisys.metering.cost import estimate_cost
+    from aisys.metering.prices import register_price
     from aisys.metering.tokens import count_tokens
+    from aisys.pipeline.budget import Budget, BudgetStoreError
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
     from aisys.settings import Settings
@@ -62,7 +65,9 @@ __all__ = [
     "AsyncChatStream",
     "AuthenticationError",
     "BadRequestError",
+    "Budget",
     "BudgetExceededError",
+    "BudgetStoreError",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -93,7 +98,9 @@ __all__ = [
     "configure",
     "context",
     "count_tokens",
+    "estimate_cost",
     "flush",
+    "register_price",
     "shutdown",
     "trace",
     "traced",
@@ -128,6 +135,10 @@ _LAZY = {
     "Usage": "aisys.types",
     "Settings": "aisys.settings",
     "count_tokens": "aisys.metering.tokens",
+    "estimate_cost": "aisys.metering.cost",
+    "register_price": "aisys.metering.prices",
+    "Budget": "aisys.pipeline.budget",
+    "BudgetStoreError": "aisys.pipeline.budget",
 }
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from aisys.pipeline.budget import Budget
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
     from aisys.settings import Settings
@@ -165,6 +166,7 @@ class Runtime:
         fallbacks: Sequence[Callable[..., Any]] = (),
         deadline: float | None = None,
         circuit: CircuitBreaker | Default | None = DEFAULT,
+        budget: Budget | Sequence[Budget] | None = None,
     ) -> Callable[[F], F]: ...
     def traced_llm(
         self,
@@ -179,6 +181,7 @@ class Runtime:
         fallbacks: Sequence[Callable[..., Any]] = (),
         deadline: float | None = None,
         circuit: CircuitBreaker | Default | None = DEFAULT,
+        budget: Budget | Sequence[Budget] | None = None,
     ) -> F | Callable[[F], F]:
         """Trace a function that calls a model; it returns exactly what it returned.
 
@@ -191,7 +194,9 @@ class Runtime:
         ``deadline=`` give the function the same policy as `aisys.LLM`: official SDK
         errors (429, 5xx, timeouts, connection errors) are recognised as retryable.
         Each function gets a circuit breaker (``circuit=aisys.CircuitBreaker(...)``
-        for other thresholds, ``circuit=None`` for none).
+        for other thresholds, ``circuit=None`` for none). ``budget=aisys.Budget(...)``
+        (or a list) is checked before each call, as for `aisys.LLM`; a budget that
+        downgrades needs a ``model`` parameter to change.
 
         Added in 0.1.
         """
@@ -205,6 +210,10 @@ class Runtime:
                 provider=provider,
                 model=model,
             )
+            from aisys.pipeline.chain import assemble
+
+            budgets = _budgets(budget, spec)
+            steps = assemble(runtime=lambda: self, budgets=budgets)
             route = None
             if (
                 retry is not None
@@ -229,7 +238,12 @@ class Runtime:
                     circuit=circuit if isinstance(circuit, CircuitBreaker) else None,
                     use_circuit=circuit is not None,
                 )
-            return instrument(self, spec, func, route)  # type: ignore[return-value]
+            plan = None
+            if steps or route is not None:
+                from aisys.pipeline.functions import Plan
+
+                plan = Plan(spec, func, steps, route)
+            return instrument(self, spec, func, plan)  # type: ignore[return-value]
 
         return decorate(fn) if fn is not None else decorate
 
@@ -329,3 +343,24 @@ class Runtime:
             tags=tuple(tags),
             metadata=metadata,
         )
+
+
+def _budgets(budget: Any, spec: Spec) -> tuple[Any, ...]:
+    """The decorator's budgets, checked against what the function can do."""
+    if budget is None:
+        return ()
+    budgets = tuple(budget) if isinstance(budget, list | tuple) else (budget,)
+    from aisys.errors import ConfigError
+    from aisys.pipeline.budget import Budget
+
+    for item in budgets:
+        if not isinstance(item, Budget):
+            msg = f"budget must be an aisys.Budget(...) or a list of them, got {item!r}"
+            raise ConfigError(msg, field="budget")
+        if item.on_exceed == "downgrade" and spec.model_param is None:
+            msg = (
+                f"{item!r} downgrades, but the decorated function has no `model` "
+                "parameter to change; add one, or use on_exceed='raise' or 'warn'"
+            )
+            raise ConfigError(msg, field="budget")
+    return budgets

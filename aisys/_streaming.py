@@ -13,6 +13,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys.call import Call
+from aisys.metering.cost import meter
+from aisys.pipeline._flow import drive
+from aisys.pipeline.chain import finish
 from aisys.providers.base import StreamState, read_chunk
 
 if TYPE_CHECKING:
@@ -89,6 +92,9 @@ class Finisher:
                 self.spec.finish_llm(call, self.args, self.kwargs, self.tel.capture)
             except Exception as exc:
                 call.unread = f"counting stream tokens failed: {exc!r}"
+            meter(call, self.tel.settings.prices_path)
+        if call.finishers:
+            drive(finish(call))
         self.tel.end(call, self.span, self.started)
 
 

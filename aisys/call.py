@@ -26,14 +26,19 @@ class Call:
     __slots__ = (
         "attempts",
         "attributes",
+        "budget",
         "closed_early",
+        "cost",
         "data_source",
         "documents",
+        "endpoint",
         "error",
         "estimated",
         "fallback_index",
         "finish_reasons",
+        "finishers",
         "input_messages",
+        "input_value",
         "kind",
         "name",
         "operation",
@@ -109,7 +114,17 @@ class Call:
         """Which target answered (0 = the first); ``None`` if none did."""
         self.target: str | None = None
         """The ``provider:model`` that answered."""
-        """Extra attributes for the span, already named."""
+        self.endpoint: str | None = None
+        """The base URL of the target that answered (prices are matched by it)."""
+        self.input_value: Any = None
+        """The prompt (a string or messages), for steps that count it; never exported."""
+        self.cost: Any = None
+        """The call's `aisys.Cost`, once metered; ``None`` when nothing was billed."""
+        self.budget: dict[str, Any] | None = None
+        """What the budget step decided: ``name``, ``limit_usd``, ``spent_usd``,
+        ``exceeded``, ``downgraded_to``."""
+        self.finishers: list[Any] = []
+        """Flows steps left to run once the call's outcome and cost are known."""
 
     def span_name(self) -> str:
         """The span name the conventions ask for: ``{operation} {model}``."""

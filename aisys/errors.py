@@ -85,7 +85,33 @@ class OutputValidationError(GuardError):
 
 
 class BudgetExceededError(AisysError):
-    """A call would exceed, or has exceeded, a configured budget."""
+    """A call would exceed a budget; nothing was sent.
+
+    Attributes:
+        budget: The budget's name.
+        limit_usd: Its limit (`Decimal` USD).
+        spent_usd: What its window had spent before this call.
+        estimate_usd: What this call might have cost.
+        resets_at: When the window starts anew (`datetime`, UTC); ``None`` for
+            ``per="call"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str | None = None,
+        limit_usd: Any = None,
+        spent_usd: Any = None,
+        estimate_usd: Any = None,
+        resets_at: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.estimate_usd = estimate_usd
+        self.resets_at = resets_at
 
 
 class ProviderError(AisysError):

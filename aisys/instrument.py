@@ -25,15 +25,16 @@ from aisys._streaming import (
 )
 from aisys.call import Call
 from aisys.context import _SCOPE, Scope
+from aisys.metering.cost import meter
 from aisys.pipeline._flow import adrive, drive
+from aisys.pipeline.chain import finish
 from aisys.providers.base import read_result, stream_kind
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from aisys._runtime import Runtime
-    from aisys.pipeline.functions import FunctionRoute
-    from aisys.pipeline.route import Route
+    from aisys.pipeline.functions import Plan
     from aisys.telemetry.runtime import Telemetry
 
 __all__ = ["Spec", "TraceBlock", "instrument"]
@@ -120,6 +121,10 @@ class Spec:
                 call.request_params = params
         return call
 
+    def input_of(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """The prompt argument of one call (for steps that count it), or ``None``."""
+        return _argument(self.input_param, args, kwargs) if self.input_param else None
+
     def observe(
         self,
         call: Call,
@@ -199,91 +204,122 @@ def instrument(
     runtime: Runtime,
     spec: Spec,
     fn: Callable[..., Any],
-    route: FunctionRoute | None = None,
+    plan: Plan | None = None,
 ) -> Callable[..., Any]:
-    """Wrap ``fn`` so each call makes one span and one log event."""
+    """Wrap ``fn`` so each call makes one span and one log event.
+
+    With a `Plan` (steps such as budgets, or a route of retries and fallbacks) each
+    call runs through the chain; without one, the function is simply called.
+    """
     if inspect.isasyncgenfunction(fn):
         wrapper: Callable[..., Any] = async_generator_wrapper(runtime, spec, fn)
     elif inspect.isgeneratorfunction(fn):
         wrapper = generator_wrapper(runtime, spec, fn)
     elif inspect.iscoroutinefunction(fn):
-        wrapper = _coroutine_wrapper(runtime, spec, fn, route)
+        wrapper = _coroutine_wrapper(runtime, spec, fn, plan)
     else:
-        wrapper = _function_wrapper(runtime, spec, fn, route)
+        wrapper = _function_wrapper(runtime, spec, fn, plan)
     return functools.wraps(fn)(wrapper)
 
 
 def _function_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any], policy: FunctionRoute | None
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None
 ) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
         span = tel.start(call)
         started = time.perf_counter()
-        route = None if policy is None else policy.new_route(runtime)
         token = tel.activate(span)
-        try:
-            if policy is None or route is None:
+        if plan is None:
+            try:
                 result = fn(*args, **kwargs)
-            else:
-                result = drive(policy.flow(route, args, kwargs))
+            except BaseException as exc:
+                call.error = exc
+                tel.deactivate(token)
+                _end_failed(tel, call, span, started)
+                raise
+            tel.deactivate(token)
+            result, ended = _conclude(
+                tel, spec, call, span, started, result, args, kwargs
+            )
+            if not ended:
+                _finish(tel, call, span, started)
+            return result
+        route = plan.new_route(runtime)
+        call.input_value = spec.input_of(args, kwargs)
+        try:
+            result = drive(plan.flow(call, route, args, kwargs))
         except BaseException as exc:
             call.error = exc
             tel.deactivate(token)
-            _end_failed(tel, call, span, started, policy, route)
+            plan.record(call, route)
+            _end_failed(tel, call, span, started)
             raise
         tel.deactivate(token)
-        if policy is not None and route is not None:
-            policy.record(call, route)
-        return _settle(tel, spec, call, span, started, result, args, kwargs)
+        plan.record(call, route)
+        result, ended = _conclude(tel, spec, call, span, started, result, args, kwargs)
+        if not ended:
+            _finish(tel, call, span, started)
+        return result
 
     return wrapper
 
 
 def _coroutine_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any], policy: FunctionRoute | None
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None
 ) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
         span = tel.start(call)
         started = time.perf_counter()
-        route = None if policy is None else policy.new_route(runtime)
         token = tel.activate(span)
+        route = None if plan is None else plan.new_route(runtime)
         try:
-            if policy is None or route is None:
+            if plan is None:
                 result = await fn(*args, **kwargs)
             else:
-                result = await adrive(policy.flow(route, args, kwargs))
+                call.input_value = spec.input_of(args, kwargs)
+                result = await adrive(plan.flow(call, route, args, kwargs))
         except BaseException as exc:
             call.error = exc
             tel.deactivate(token)
-            _end_failed(tel, call, span, started, policy, route)
+            if plan is not None:
+                plan.record(call, route)
+            meter(call, tel.settings.prices_path)
+            if call.finishers:
+                await adrive(finish(call))
+            tel.end(call, span, started)
             raise
         tel.deactivate(token)
-        if policy is not None and route is not None:
-            policy.record(call, route)
-        return _settle(tel, spec, call, span, started, result, args, kwargs)
+        if plan is not None:
+            plan.record(call, route)
+        result, ended = _conclude(tel, spec, call, span, started, result, args, kwargs)
+        if not ended:
+            if call.finishers:
+                await adrive(finish(call))
+            tel.end(call, span, started)
+        return result
 
     return wrapper
 
 
-def _end_failed(
-    tel: Telemetry,
-    call: Call,
-    span: Span,
-    started: float,
-    policy: FunctionRoute | None,
-    route: Route | None,
-) -> None:
+def _end_failed(tel: Telemetry, call: Call, span: Span, started: float) -> None:
     """End a call whose function raised (after its retries and fallbacks, if any)."""
-    if policy is not None and route is not None:
-        policy.record(call, route)
+    if call.attempts:
+        meter(call, tel.settings.prices_path)
+    _finish(tel, call, span, started)
+
+
+def _finish(tel: Telemetry, call: Call, span: Span, started: float) -> None:
+    """Run what steps left to finish (sync), then end the span."""
+    if call.finishers:
+        drive(finish(call))
     tel.end(call, span, started)
 
 
-def _settle(
+def _conclude(
     tel: Telemetry,
     spec: Spec,
     call: Call,
@@ -292,20 +328,26 @@ def _settle(
     result: Any,
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
-) -> Any:
-    """End the call with its result, or hand a provider stream a span to end later."""
+) -> tuple[Any, bool]:
+    """Read and meter the result, or hand a provider stream a span to end later.
+
+    Returns the result for the caller and whether the call is already taken care of
+    (a stream ends it when the stream ends).
+    """
     if spec.kind == "llm":
         kind = stream_kind(result)
         if kind is not None:
-            finish = Finisher(tel, spec, call, span, started, args, kwargs)
-            return (
-                TracedStream(result, finish)
+            finisher = Finisher(tel, spec, call, span, started, args, kwargs)
+            stream = (
+                TracedStream(result, finisher)
                 if kind == "sync"
-                else TracedAsyncStream(result, finish)
+                else TracedAsyncStream(result, finisher)
             )
+            return stream, True
     spec.observe(call, result, args, kwargs, tel.capture)
-    tel.end(call, span, started)
-    return result
+    if spec.kind == "llm":
+        meter(call, tel.settings.prices_path)
+    return result, False
 
 
 class TraceBlock:

@@ -30,7 +30,9 @@ from aisys._sentinel import DEFAULT, Default
 from aisys.call import Call, requests_made
 from aisys.context import _SCOPE
 from aisys.errors import ConfigError, ProviderConnectionError
+from aisys.metering.cost import meter
 from aisys.pipeline._flow import Flow, adrive, drive
+from aisys.pipeline.chain import assemble, finish, run
 from aisys.pipeline.retry import Retry
 from aisys.pipeline.route import (
     CircuitBreaker,
@@ -53,7 +55,14 @@ from aisys.providers.base import (
     read_result,
     transport_errors,
 )
-from aisys.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, Usage
+from aisys.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Cost,
+    EmbeddingResponse,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -62,7 +71,7 @@ if TYPE_CHECKING:
     from aisys.streams import AsyncChatStream, ChatStream
     from aisys.telemetry.runtime import Telemetry
 
-__all__ = ["DEFAULT_RETRY", "LLM", "Opened", "estimate", "stream_attempt", "with_route"]
+__all__ = ["DEFAULT_RETRY", "LLM", "LLMRequest", "Opened", "estimate", "stream_attempt"]
 
 T = TypeVar("T")
 _OPEN_LLMS: weakref.WeakSet[LLM] = weakref.WeakSet()
@@ -86,6 +95,7 @@ CHAT_PARAMS = frozenset(
 """The provider-neutral chat parameters; anything else goes in ``extra={...}``."""
 DEFAULT_RETRY = Retry()
 """The policy an LLM uses when ``retry=`` is not given: 3 attempts, 0.5 s doubling."""
+_UNKNOWN_COST = Cost()
 
 
 # -- effects: the only code here that does I/O ----------------------------------------
@@ -191,6 +201,29 @@ class Opened:
         self.chunks = chunks
 
 
+class LLMRequest:
+    """What travels down an LLM's chain: the LLM to ask, and the neutral request.
+
+    The LLM brings its fallbacks; a budget's downgrade swaps it for a cheaper one.
+    """
+
+    __slots__ = ("llm", "payload")
+
+    def __init__(self, llm: LLM, payload: Any) -> None:
+        self.llm = llm
+        self.payload = payload
+
+    def priced_as(self) -> tuple[str | None, str | None, str | None]:
+        """Provider, model and endpoint of the LLM asked first."""
+        target = self.llm.target
+        return target.provider, target.model, target.base_url
+
+    def retarget(self, model: str | LLM) -> LLMRequest:
+        """The same request to another model (a budget's downgrade)."""
+        llm = model if isinstance(model, LLM) else self.llm.sibling(model)
+        return LLMRequest(llm, self.payload)
+
+
 # -- the LLM ----------------------------------------------------------------------------
 
 
@@ -215,6 +248,8 @@ class LLM:
             open circuit breakers, prompts too long for the model).
         circuit: This target's `aisys.CircuitBreaker` thresholds (inherited by string
             fallbacks); default: the settings' ``circuit_*``; ``None``: no breaker.
+        budget: An `aisys.Budget` or a list of them, checked before any request
+            leaves the process (see docs/cost.md).
         transport: An ``httpx2`` transport to use instead of the network (tests, e.g.
             `aisys.testing.ScriptedTransport`).
         runtime: The aisys runtime whose telemetry, clock and breakers settings apply.
@@ -235,6 +270,7 @@ class LLM:
         deadline: float | None = None,
         fallback_on: Callable[[BaseException], bool] | None = None,
         circuit: CircuitBreaker | Default | None = DEFAULT,
+        budget: Any = None,
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
@@ -272,6 +308,9 @@ class LLM:
         )
         self._transport = transport
         self._runtime = runtime
+        self.budgets: tuple[Any, ...] = _listed(budget, "budget")
+        self._steps = assemble(runtime=lambda: self.runtime, budgets=self.budgets)
+        self._siblings: dict[str, LLM] = {}
         self._client: httpx2.Client | None = None
         self._aclient: httpx2.AsyncClient | None = None
         try:
@@ -288,6 +327,13 @@ class LLM:
         self.fallbacks: tuple[LLM, ...] = tuple(
             item if isinstance(item, LLM) else self._sibling(item) for item in fallbacks
         )
+
+    def sibling(self, spec: str) -> LLM:
+        """``spec`` as `_sibling` makes it, made once per LLM (its pool is reused)."""
+        llm = self._siblings.get(spec)
+        if llm is None:
+            llm = self._siblings[spec] = self._sibling(spec)
+        return llm
 
     def _sibling(self, spec: str) -> LLM:
         """A string fallback: same provider inherits endpoint, key and transport."""
@@ -356,7 +402,7 @@ class LLM:
             self._client.close()
             self._client = None
         _OPEN_LLMS.discard(self)
-        for fallback in self.fallbacks:
+        for fallback in (*self.fallbacks, *self._siblings.values()):
             fallback.close()
 
     async def aclose(self) -> None:
@@ -368,7 +414,7 @@ class LLM:
         if self._aclient is not None:
             await self._aclient.aclose()
             self._aclient = None
-        for fallback in self.fallbacks:
+        for fallback in (*self.fallbacks, *self._siblings.values()):
             await fallback.aclose()
 
     def __enter__(self) -> LLM:
@@ -394,15 +440,19 @@ class LLM:
         """
         request = self._request(messages, params, stream=False)
         with self._observe("chat", request) as (call, route):
-            response = drive(self._route_flow(route, _chat_attempt, request))
-            return self._settle(call, route, request, response)
+            response: ChatResponse = drive(
+                self._call_flow(call, route, _chat_attempt, request)
+            )
+            return response
 
     async def achat(self, messages: Any, **params: Any) -> ChatResponse:
         """The async twin of `chat`."""
         request = self._request(messages, params, stream=False)
         with self._observe("chat", request) as (call, route):
-            response = await adrive(self._route_flow(route, _chat_attempt, request))
-            return self._settle(call, route, request, response)
+            response: ChatResponse = await adrive(
+                self._call_flow(call, route, _chat_attempt, request)
+            )
+            return response
 
     def stream(self, messages: Any, **params: Any) -> ChatStream:
         """Stream the answer: iterate the returned `ChatStream` for `ChatChunk`s.
@@ -426,38 +476,83 @@ class LLM:
     ) -> EmbeddingResponse:
         """Vectors for ``texts``, in order."""
         request = _embed_request(texts, extra)
-        with self._observe("embeddings", None) as (call, route):
-            response = drive(self._route_flow(route, _embed_attempt, request))
-            _settle_embed(call, route, response)
-            return response
+        with self._observe("embeddings", None, request[0]) as (call, route):
+            vectors: EmbeddingResponse = drive(
+                self._call_flow(call, route, _embed_attempt, request)
+            )
+            return vectors
 
     async def aembed(
         self, texts: Sequence[str], *, extra: Mapping[str, Any] | None = None
     ) -> EmbeddingResponse:
         """The async twin of `embed`."""
         request = _embed_request(texts, extra)
-        with self._observe("embeddings", None) as (call, route):
-            response = await adrive(self._route_flow(route, _embed_attempt, request))
-            _settle_embed(call, route, response)
-            return response
+        with self._observe("embeddings", None, request[0]) as (call, route):
+            vectors: EmbeddingResponse = await adrive(
+                self._call_flow(call, route, _embed_attempt, request)
+            )
+            return vectors
 
     @contextlib.contextmanager
     def _observe(
-        self, operation: str, request: ChatRequest | None
+        self, operation: str, request: ChatRequest | None, texts: Any = None
     ) -> Iterator[tuple[Call, Route]]:
-        """One call's span, made current around the route; ended once, whatever happens."""
+        """One call's span, made current around the chain; ended once, whatever happens."""
         tel, call, span, started = self._begin(operation, request)
+        if texts is not None:
+            call.input_value = texts
         route = self._new_route()
         token = tel.activate(span)
         try:
             yield call, route
         except BaseException as exc:
-            call.error = exc
-            record_route(call, route)
+            if call.error is None:
+                call.error = exc
+                record_route(call, route)
             raise
         finally:
             tel.deactivate(token)
             tel.end(call, span, started)
+
+    def _call_flow(
+        self,
+        call: Call,
+        route: Route,
+        attempt: Callable[[LLM, Any, float | None], Flow[Any]],
+        payload: Any,
+    ) -> Flow[Any]:
+        """The whole call: the chain, then metering and what steps left to finish."""
+        try:
+            result = yield from self.chain_flow(call, route, attempt, payload)
+        except GeneratorExit:
+            raise  # cancelled while suspended: nothing may be yielded any more
+        except BaseException as exc:
+            call.error = exc
+            record_route(call, route)
+            meter(call, self.runtime.settings.prices_path)
+            yield from finish(call)
+            raise
+        if isinstance(result, ChatResponse):
+            result = self.finished(call, route, payload, result)
+        else:
+            result = self._finished_embed(call, route, result)
+        yield from finish(call)
+        return result
+
+    def chain_flow(
+        self,
+        call: Call,
+        route: Route,
+        attempt: Callable[[LLM, Any, float | None], Flow[T]],
+        payload: Any,
+    ) -> Flow[T]:
+        """The configured steps, ending in the route over this LLM and its fallbacks."""
+
+        def last(request: LLMRequest) -> Flow[T]:
+            return request.llm._route_flow(route, attempt, request.payload)
+
+        flow: Flow[T] = run(call, self._steps, last, LLMRequest(self, payload))
+        return flow
 
     def _new_route(self) -> Route:
         runtime = self.runtime
@@ -478,6 +573,7 @@ class LLM:
             RouteTarget(
                 label=llm.model,
                 run=functools.partial(attempt, llm, request),
+                endpoint=llm.target.base_url,
                 retry=llm.retry,
                 breaker_key=None if llm.circuit is None else llm._breaker_key,
                 circuit=llm.circuit
@@ -536,19 +632,44 @@ class LLM:
                 if request.stream
                 else dict(request.params)
             )
+            call.input_value = request.messages
             if tel.capture:
                 call.input_messages = request.messages
         span = tel.start(call)
         return tel, call, span, time.perf_counter()
 
-    def _settle(
+    def finished(
         self, call: Call, route: Route, request: ChatRequest, response: ChatResponse
     ) -> ChatResponse:
-        response = with_route(response, request, route)
+        """The answer as the caller gets it: metered, with the route's facts on it.
+
+        Usage the provider did not report is counted; attempts, fallback index and
+        cost are set.
+        """
+        if response.usage.estimated:
+            response = estimate(response, request)
         call.provider = response.provider or call.provider
         read_result(call, response)
         record_route(call, route)
-        return response
+        meter(call, self.runtime.settings.prices_path)
+        return response.model_copy(
+            update={
+                "attempts": requests_made(route.attempts),
+                "fallback_index": route.fallback_index,
+                "cost": call.cost or _UNKNOWN_COST,
+            }
+        )
+
+    def _finished_embed(
+        self, call: Call, route: Route, response: EmbeddingResponse
+    ) -> EmbeddingResponse:
+        call.response_model = response.model
+        call.provider = response.provider or call.provider
+        call.set_usage(input_tokens=response.usage.input_tokens)
+        call.estimated = response.usage.estimated
+        record_route(call, route)
+        meter(call, self.runtime.settings.prices_path)
+        return response.model_copy(update={"cost": call.cost or _UNKNOWN_COST})
 
 
 # -- attempts (flows) ---------------------------------------------------------------
@@ -614,26 +735,13 @@ def _embed_attempt(
 # -- helpers ------------------------------------------------------------------------
 
 
-def with_route(
-    response: ChatResponse, request: ChatRequest, route: Route
-) -> ChatResponse:
-    """The answer as the caller gets it: usage counted if unreported, the route's facts."""
-    if response.usage.estimated:
-        response = estimate(response, request)
-    return response.model_copy(
-        update={
-            "attempts": requests_made(route.attempts),
-            "fallback_index": route.fallback_index,
-        }
-    )
-
-
-def _settle_embed(call: Call, route: Route, response: EmbeddingResponse) -> None:
-    call.response_model = response.model
-    call.provider = response.provider or call.provider
-    call.set_usage(input_tokens=response.usage.input_tokens)
-    call.estimated = response.usage.estimated
-    record_route(call, route)
+def _listed(value: Any, name: str) -> tuple[Any, ...]:
+    """One item or a list of them, as a tuple (``None``: none)."""
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return (value,)
 
 
 def _embed_request(

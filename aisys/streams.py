@@ -14,10 +14,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from aisys.errors import ProviderConnectionError, ProviderError
-from aisys.llm import Opened, estimate, stream_attempt, with_route
+from aisys.llm import Opened, estimate, stream_attempt
+from aisys.metering.cost import meter
 from aisys.pipeline._flow import Flow, adrive, drive
+from aisys.pipeline.chain import finish
 from aisys.pipeline.route import record_route
-from aisys.providers.base import read_result
 from aisys.types import ChatChunk, ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ class _StreamCore:
         return tel, span, route
 
     def _flow(self, route: Route) -> Flow[Opened]:
-        return self._llm._route_flow(route, stream_attempt, self._request)
+        assert self._call is not None  # noqa: S101 - set by _begin
+        return self._llm.chain_flow(self._call, route, stream_attempt, self._request)
 
     def _accept(self, opened: Opened) -> None:
         self._opened = opened
@@ -89,25 +91,24 @@ class _StreamCore:
         )
 
     def _ended(self) -> ProviderError | None:
-        """The event stream ran out: finish the call; return the error if it was cut."""
+        """The event stream ran out: read the answer; return the error if it was cut."""
         assert self._opened is not None  # noqa: S101 - only called once opened
         parser = self._opened.parser
         if not parser.complete:
-            error = ProviderConnectionError(
+            return ProviderConnectionError(
                 f"the {self._provider} stream ended before the answer was complete, after "
                 f"{self._delivered} chunks ({len(parser.response().text)} characters) "
                 "had been delivered",
                 provider=self._provider,
             )
-            self._finish(error)
-            return error
         response = parser.response()
-        if self._route is not None:
-            response = with_route(response, self._request, self._route)
+        if self._route is not None and self._call is not None:
+            response = self._opened.llm.finished(
+                self._call, self._route, self._request, response
+            )
         elif response.usage.estimated:
             response = estimate(response, self._request)
         self.response = response
-        self._finish(None)
         return None
 
     def _broken(self, exc: ProviderError) -> ProviderError:
@@ -128,26 +129,46 @@ class _StreamCore:
             self._finish(None, early=True)
 
     def _finish(self, error: BaseException | None, *, early: bool = False) -> None:
+        """End the call: facts, metering, what steps left to finish, telemetry."""
+        if self._settle(error, early) and self._call is not None:
+            drive(finish(self._call))
+            self._end()
+
+    async def _afinish(
+        self, error: BaseException | None, *, early: bool = False
+    ) -> None:
+        """`_finish` with the steps' finishing work awaited."""
+        if self._settle(error, early) and self._call is not None:
+            await adrive(finish(self._call))
+            self._end()
+
+    def _settle(self, error: BaseException | None, early: bool) -> bool:
+        """Put the outcome on the call, once; False if already done (or never begun)."""
         if self._finished:
-            return
+            return False
         self._finished = True
-        call, tel, span = self._call, self._tel, self._span
-        if call is None or tel is None or span is None:
-            return
+        call = self._call
+        if call is None:
+            return False
         call.error = error
         call.closed_early = early
         call.stream_chunks = self._delivered
         if self.response is not None:
-            call.provider = self.response.provider or call.provider
-            read_result(call, self.response)
-        elif self._opened is not None:
+            return True  # `LLM.finished` read and metered it
+        if self._opened is not None:
             partial = self._opened.parser.response()
             call.output_text = partial.text
             call.response_id = partial.id
             call.response_model = partial.model
         if self._route is not None:
             record_route(call, self._route)
-        tel.end(call, span, self._started_at)
+            meter(call, self._llm.runtime.settings.prices_path)
+        return True
+
+    def _end(self) -> None:
+        call, tel, span = self._call, self._tel, self._span
+        if call is not None and tel is not None and span is not None:
+            tel.end(call, span, self._started_at)
 
     @property
     def text(self) -> str:
@@ -200,6 +221,7 @@ class ChatStream(_StreamCore):
             if event is None:
                 self._opened.reader.close()
                 cut = self._ended()
+                self._finish(cut)
                 if cut is not None:
                     raise cut
                 raise StopIteration
@@ -237,7 +259,7 @@ class AsyncChatStream(_StreamCore):
         try:
             self._accept(await adrive(self._flow(route)))
         except BaseException as exc:
-            self._finish(exc)
+            await self._afinish(exc)
             raise
         finally:
             tel.deactivate(token)
@@ -261,15 +283,16 @@ class AsyncChatStream(_StreamCore):
             except ProviderError as exc:
                 error = self._broken(exc)
                 await self._opened.reader.aclose()
-                self._finish(error)
+                await self._afinish(error)
                 raise error from exc
             except BaseException as exc:
                 await self._opened.reader.aclose()
-                self._finish(exc)
+                await self._afinish(exc)
                 raise
             if event is None:
                 await self._opened.reader.aclose()
                 cut = self._ended()
+                await self._afinish(cut)
                 if cut is not None:
                     raise cut
                 raise StopAsyncIteration
@@ -279,7 +302,7 @@ class AsyncChatStream(_StreamCore):
         """Stop reading; the call's span ends, marked closed early if not exhausted."""
         if self._opened is not None:
             await self._opened.reader.aclose()
-        self._finish(None, early=True)
+        await self._afinish(None, early=True)
 
     async def __aenter__(self) -> AsyncChatStream:
         if self._opened is None and not self._finished:

@@ -53,6 +53,12 @@ class Usage(BaseModel):
 class Cost(BaseModel):
     """What a call cost in USD; ``usd`` is ``None`` when the price is unknown, never 0.
 
+    ``status`` is ``priced`` (reported usage times a known price), ``estimated`` (usage
+    aisys counted itself, because the provider reported none) or ``unknown`` (no
+    price: ``usd``, ``input_usd`` and ``output_usd`` are ``None``). ``input_usd``
+    includes cache reads and writes; ``price_table`` says where the price came from
+    (``"genai-prices 0.2.3"`` or ``"override"``).
+
     Added in 0.1.
     """
 
@@ -61,6 +67,8 @@ class Cost(BaseModel):
     usd: Decimal | None = None
     status: Literal["priced", "unknown", "estimated"] = "unknown"
     price_table: str | None = None
+    input_usd: Decimal | None = None
+    output_usd: Decimal | None = None
 
 
 class ToolCall(BaseModel):

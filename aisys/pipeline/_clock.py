@@ -14,6 +14,9 @@ class Clock(Protocol):
     def now(self) -> float:
         """Seconds on a monotonic clock."""
 
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch (budget windows are calendar windows)."""
+
     def sleep(self, seconds: float) -> None:
         """Block for ``seconds``."""
 
@@ -27,6 +30,10 @@ class SystemClock:
     def now(self) -> float:
         """Seconds on the monotonic clock."""
         return time.monotonic()
+
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
 
     def sleep(self, seconds: float) -> None:
         """Block the thread."""

@@ -1,8 +1,9 @@
-"""Retry and fallbacks for users' own functions: the route `aisys.LLM` uses.
+"""The chain for users' own functions: their steps, then the route `aisys.LLM` uses.
 
-`@aisys.traced_llm(retry=..., fallbacks=[...], deadline=...)` builds a `FunctionRoute`;
-each attempt is the `Invoke` effect (a call, or an await for coroutine functions), so the
-same flows serve sync and async functions.
+`@aisys.traced_llm(retry=..., fallbacks=[...], deadline=..., budget=...)` builds a
+`Plan`: the configured steps (`aisys.pipeline.chain`) ending in a `FunctionRoute`, or
+in one plain call of the function. Each call of the function is the `Invoke` effect
+(a call, or an await for coroutine functions), so the same flows serve both.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aisys.errors import ConfigError
 from aisys.pipeline._flow import Flow
+from aisys.pipeline.chain import Step, run
 from aisys.pipeline.retry import Retry
 from aisys.pipeline.route import (
     CircuitBreaker,
@@ -27,8 +29,9 @@ from aisys.pipeline.route import (
 if TYPE_CHECKING:
     from aisys._runtime import Runtime
     from aisys.call import Call
+    from aisys.instrument import Spec
 
-__all__ = ["FunctionRoute", "Invoke"]
+__all__ = ["FunctionRoute", "Invocation", "Invoke", "Plan"]
 
 
 class Invoke:
@@ -134,3 +137,85 @@ def _invoke(
 ) -> Flow[Any]:
     result = yield Invoke(fn, args, kwargs)
     return result
+
+
+class Invocation:
+    """What travels down a decorated function's chain: its arguments."""
+
+    __slots__ = ("args", "call", "kwargs", "spec")
+
+    def __init__(
+        self, spec: Spec, call: Call, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self.spec = spec
+        self.call = call
+        self.args = args
+        self.kwargs = kwargs
+
+    def priced_as(self) -> tuple[str | None, str | None, str | None]:
+        """Provider and model as the call knows them (no endpoint in decorator mode)."""
+        return self.call.provider, self.call.request_model, None
+
+    def retarget(self, model: Any) -> Invocation:
+        """The same call with the function's ``model`` argument replaced."""
+        name = getattr(getattr(model, "target", None), "model", None) or str(model)
+        name = name.partition(":")[2] or name
+        param = self.spec.model_param
+        if param is None:  # checked at decoration time; here for type checkers
+            msg = "downgrade needs a function with a `model` parameter"
+            raise ConfigError(msg, field="budget")
+        key, index = param
+        args, kwargs = self.args, dict(self.kwargs)
+        if index is not None and index < len(args):
+            args = (*args[:index], name, *args[index + 1 :])
+        else:
+            kwargs[key] = name
+        self.call.request_model = name
+        return Invocation(self.spec, self.call, args, kwargs)
+
+
+class Plan:
+    """A decorated function's chain: its steps, then its route or one plain call."""
+
+    __slots__ = ("fn", "route", "spec", "steps")
+
+    def __init__(
+        self,
+        spec: Spec,
+        fn: Callable[..., Any],
+        steps: tuple[Step, ...],
+        route: FunctionRoute | None,
+    ) -> None:
+        self.spec = spec
+        self.fn = fn
+        self.steps = steps
+        self.route = route
+
+    def new_route(self, runtime: Runtime) -> Route | None:
+        """A fresh route for one call, if the function has retries or fallbacks."""
+        return None if self.route is None else self.route.new_route(runtime)
+
+    def flow(
+        self,
+        call: Call,
+        route: Route | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Flow[Any]:
+        """The chain for one call's arguments."""
+        policy = self.route
+
+        def last(invocation: Invocation) -> Flow[Any]:
+            if policy is not None and route is not None:
+                return policy.flow(route, invocation.args, invocation.kwargs)
+            return _invoke(self.fn, invocation.args, invocation.kwargs, None)
+
+        flow: Flow[Any] = run(
+            call, self.steps, last, Invocation(self.spec, call, args, kwargs)
+        )
+        return flow
+
+    def record(self, call: Call, route: Route | None) -> None:
+        """Put the route's attempts on the call."""
+        if route is not None:
+            record_route(call, route)

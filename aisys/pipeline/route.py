@@ -69,6 +69,10 @@ class Attempt:
     """What the server asked to wait, when it failed with Retry-After."""
     usage: Any = None
     """Usage the provider reported for this attempt, even if it then failed."""
+    endpoint: str | None = None
+    """The target's base URL, for pricing."""
+    cost: Any = None
+    """USD this attempt was billed (a `Decimal`), when it failed after usage was reported."""
 
     @property
     def elapsed_s(self) -> float:
@@ -252,6 +256,8 @@ class RouteTarget(Generic[T]):
     """Whose breaker state this target shares (`breaker_key`); ``None``: no breaker."""
     circuit: CircuitBreaker | None = None
     """This target's thresholds; ``None``: the route's (from settings)."""
+    endpoint: str | None = None
+    """The target's base URL, kept on its attempts for pricing."""
 
 
 @dataclass
@@ -266,6 +272,7 @@ class Route:
     attempts: list[Attempt] = field(default_factory=list)
     fallback_index: int = 0
     target: str | None = None
+    endpoint: str | None = None
     started_at: float = 0.0
 
     @classmethod
@@ -291,14 +298,17 @@ class Route:
             return None
         return self.deadline_s - (self.clock.now() - self.started_at)
 
-    def _begin(self, target: str, index: int, number: int, wait_s: float) -> Attempt:
+    def _begin(
+        self, target: RouteTarget[Any], index: int, number: int, wait_s: float
+    ) -> Attempt:
         attempt = Attempt(
-            target=target,
+            target=target.label,
             fallback_index=index,
             number=number,
             started_ns=time.time_ns(),
             started_at=self.clock.now(),
             wait_s=wait_s,
+            endpoint=target.endpoint,
         )
         self.attempts.append(attempt)
         return attempt
@@ -345,6 +355,7 @@ def route_flow(route: Route, targets: list[RouteTarget[T]]) -> Flow[T]:
         else:
             route.fallback_index = index
             route.target = target.label
+            route.endpoint = target.endpoint
             return result
         if _deadline_passed(route):
             break
@@ -371,7 +382,7 @@ def _attempt_flow(
     def attempt(wait_s: float) -> Flow[T]:
         nonlocal number
         number += 1
-        record = route._begin(target.label, index, number, wait_s)
+        record = route._begin(target, index, number, wait_s)
         left = route.remaining()
         error: ProviderError
         if left is not None and left <= 0:
@@ -410,21 +421,11 @@ def _attempt_flow(
 
 
 def record_route(call: Call, route: Route) -> None:
-    """Put the route's attempts on the call, adding usage that failed attempts reported."""
+    """Put the route's attempts and the target that answered on the call."""
     call.attempts = route.attempts
     call.fallback_index = route.fallback_index if route.target is not None else None
     call.target = route.target
-    billed = [
-        a.usage for a in route.attempts if a.outcome == "error" and a.usage is not None
-    ]
-    if billed:
-        usage = call.usage or {}
-        call.set_usage(
-            input_tokens=usage.get("input_tokens", 0)
-            + sum(u.input_tokens for u in billed),
-            output_tokens=usage.get("output_tokens", 0)
-            + sum(u.output_tokens for u in billed),
-        )
+    call.endpoint = route.endpoint
 
 
 def _all_failed(route: Route, errors: list[BaseException]) -> AllTargetsFailedError:

@@ -57,6 +57,16 @@ class Instruments:
             unit="{target}",
             description="Moves to a fallback target.",
         )
+        self.cost = meter.create_counter(
+            A.METRIC_COST_USD,
+            unit="USD",
+            description="What priced calls cost (calls of unknown price are not added).",
+        )
+        self.budget_spent = meter.create_counter(
+            A.METRIC_BUDGET_SPENT_USD,
+            unit="USD",
+            description="Spend settled against budgets, by budget.",
+        )
         meter.create_observable_gauge(
             A.METRIC_CIRCUIT_STATE,
             callbacks=[_circuit_states],
@@ -120,6 +130,17 @@ class Instruments:
             self.errors.add(1, attrs)
         if call.attempts:
             self._record_route(call, ok_attrs)
+        cost = call.cost
+        if cost is not None and cost.usd is not None:
+            cost_attrs = attrs
+            prompt = call.attributes.get(A.AISYS_PROMPT_NAME)
+            if prompt is not None:
+                cost_attrs = {**attrs, A.AISYS_PROMPT_NAME: prompt}
+            self.cost.add(float(cost.usd), cost_attrs)
+            if call.budget is not None:
+                self.budget_spent.add(
+                    float(cost.usd), {A.AISYS_BUDGET_NAME: call.budget["name"]}
+                )
         inference = call.kind == "llm" and call.operation != "embeddings"
         if self.latest and inference:
             self.inference_duration.record(duration_s, attrs)

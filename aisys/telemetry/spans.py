@@ -107,6 +107,10 @@ def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]
             attrs[A.AISYS_FALLBACK_INDEX] = call.fallback_index
         if call.target:
             attrs[A.AISYS_TARGET] = call.target
+    if call.cost is not None:
+        _cost_attributes(attrs, call.cost)
+    if call.budget is not None:
+        _budget_attributes(attrs, call.budget)
     if call.error is not None:
         attrs[A.ERROR_TYPE] = error_type(call.error)
     if capture:
@@ -135,7 +139,30 @@ def attempt_attributes(call: Call, attempt: Any) -> dict[str, Any]:
         attrs[A.HTTP_RESPONSE_STATUS_CODE] = attempt.status_code
     if attempt.error is not None:
         attrs[A.ERROR_TYPE] = error_type(attempt.error)
+    if attempt.cost is not None:
+        attrs[A.AISYS_ATTEMPT_COST_USD] = float(attempt.cost)
     return attrs
+
+
+def _cost_attributes(attrs: dict[str, Any], cost: Any) -> None:
+    """Cost in USD (a float: OTel has no decimal); none at all when unknown, never 0."""
+    attrs[A.AISYS_COST_STATUS] = cost.status
+    if cost.usd is not None:
+        attrs[A.AISYS_COST_USD] = float(cost.usd)
+        attrs[A.AISYS_COST_INPUT_USD] = float(cost.input_usd)
+        attrs[A.AISYS_COST_OUTPUT_USD] = float(cost.output_usd)
+    if cost.price_table:
+        attrs[A.AISYS_PRICE_TABLE] = cost.price_table
+
+
+def _budget_attributes(attrs: dict[str, Any], budget: Mapping[str, Any]) -> None:
+    attrs[A.AISYS_BUDGET_NAME] = budget["name"]
+    attrs[A.AISYS_BUDGET_LIMIT_USD] = float(budget["limit_usd"])
+    if budget.get("spent_usd") is not None:
+        attrs[A.AISYS_BUDGET_SPENT_USD] = float(budget["spent_usd"])
+    attrs[A.AISYS_BUDGET_EXCEEDED] = bool(budget.get("exceeded"))
+    if budget.get("downgraded_to"):
+        attrs[A.AISYS_BUDGET_DOWNGRADED_TO] = budget["downgraded_to"]
 
 
 def attempts_summary(call: Call) -> list[dict[str, Any]]:
@@ -150,6 +177,7 @@ def attempts_summary(call: Call) -> list[dict[str, Any]]:
             "elapsed_s": round(a.elapsed_s, 6),
             "wait_s": round(a.wait_s, 6),
             "retry_after_s": a.retry_after_s,
+            "cost_usd": float(a.cost) if a.cost is not None else None,
         }
         for a in call.attempts
     ]

@@ -68,14 +68,19 @@ def __getattr__(name: str) -> Any:
 def reset() -> None:
     """Forget aisys's process-wide state, so one test's failures never reach the next.
 
-    Circuit breakers today; memory caches and budget stores as they come. The pytest
-    fixtures call it before and after each test that uses them.
+    Circuit breakers, memory budget stores (and memory caches as they come), and the
+    once-per-model unknown-price warnings. The pytest fixtures call it before and after
+    each test that uses them.
 
     Added in 0.1.
     """
+    from aisys.metering.cost import reset_warnings
     from aisys.pipeline.route import reset_breakers
+    from aisys.stores import reset_memory_stores
 
     reset_breakers()
+    reset_memory_stores()
+    reset_warnings()
 
 
 class Captured:
@@ -263,6 +268,10 @@ class FakeClock:
     def now(self) -> float:
         """Real monotonic seconds plus the simulated time."""
         return time.monotonic() + self.offset
+
+    def time(self) -> float:
+        """Real wall-clock seconds plus the simulated time (budget windows roll over)."""
+        return time.time() + self.offset
 
     def sleep(self, seconds: float) -> None:
         """Record the wait and move the clock on, without blocking."""

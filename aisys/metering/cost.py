@@ -1,0 +1,182 @@
+"""Cost: usage times price, honest about what is not known.
+
+An unknown price is ``usd=None`` and ``status="unknown"`` — never $0 — with one
+`aisys.AisysWarning` per model per process. Usage aisys counted itself (the provider
+reported none) is priced as ``status="estimated"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aisys.errors import AisysWarning
+from aisys.metering.prices import Price, find_price, load_price_file
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aisys.call import Call
+    from aisys.types import Cost
+
+__all__ = ["estimate_cost", "meter", "price_usage", "reset_warnings", "split_model"]
+
+_log = logging.getLogger("aisys")
+_WARNED: set[tuple[str | None, str]] = set()
+_WARNED_LOCK = threading.Lock()
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+)
+
+
+def split_model(model: str, provider: str | None = None) -> tuple[str | None, str]:
+    """``"openai:gpt-4o"`` → (``"openai"``, ``"gpt-4o"``); a bare name keeps ``provider``."""
+    head, sep, tail = model.partition(":")
+    if sep and head and tail and provider is None and "/" not in head:
+        return head, tail
+    return provider, model
+
+
+def _warn_unknown(provider: str | None, model: str) -> None:
+    key = (provider, model)
+    if key in _WARNED:
+        return
+    with _WARNED_LOCK:
+        if key in _WARNED:
+            return
+        _WARNED.add(key)
+    name = f"{provider}:{model}" if provider else model
+    message = (
+        f"no price known for {name}: its cost is reported as unknown (never $0). "
+        f"Add one with aisys.register_price({name!r}, input=..., output=...) or the "
+        "prices_path setting (USD per million tokens)"
+    )
+    try:
+        warnings.warn(message, AisysWarning, stacklevel=4)
+    except AisysWarning:  # warnings turned into errors must not fail the call
+        _log.warning(message)
+
+
+def reset_warnings() -> None:
+    """Warn again about models already warned about (tests)."""
+    with _WARNED_LOCK:
+        _WARNED.clear()
+
+
+def price_usage(
+    price: Price | None, usage: Mapping[str, int]
+) -> tuple[Decimal, Decimal] | None:
+    """(input USD, output USD) of ``usage`` at ``price``; ``None`` without a price."""
+    if price is None:
+        return None
+    return price.parts(
+        usage.get("input_tokens", 0),
+        usage.get("output_tokens", 0),
+        usage.get("cache_read_input_tokens", 0),
+        usage.get("cache_write_input_tokens", 0),
+    )
+
+
+def _usage_dict(usage: Any) -> tuple[dict[str, int], bool]:
+    if isinstance(usage, Mapping):
+        fields = {k: int(usage[k]) for k in _USAGE_FIELDS if usage.get(k) is not None}
+        return fields, bool(usage.get("estimated", False))
+    fields = {k: int(getattr(usage, k, 0) or 0) for k in _USAGE_FIELDS}
+    return fields, bool(getattr(usage, "estimated", False))
+
+
+def estimate_cost(model: str, usage: Any, *, provider: str | None = None) -> Cost:
+    """What ``usage`` (an `aisys.Usage` or a dict of its fields) costs on ``model``.
+
+    ``model`` is ``"gpt-4o-mini"`` or ``"openai:gpt-4o-mini"``; dated snapshots match
+    their model. Cached input is priced at the cache-read price and cache writes at the
+    cache-write price, each token once; reasoning tokens are output tokens, once.
+
+    Added in 0.1.
+    """
+    from aisys.types import Cost
+
+    provider, name = split_model(model, provider)
+    _load_price_file()
+    price = find_price(provider, name)
+    tokens, estimated = _usage_dict(usage)
+    parts = price_usage(price, tokens)
+    if parts is None or price is None:
+        _warn_unknown(provider, name)
+        return Cost()
+    return Cost(
+        usd=parts[0] + parts[1],
+        status="estimated" if estimated else "priced",
+        price_table=price.table,
+        input_usd=parts[0],
+        output_usd=parts[1],
+    )
+
+
+def _load_price_file() -> None:
+    import aisys
+
+    path = aisys._DEFAULT.settings.prices_path
+    if path is not None:
+        load_price_file(path)
+
+
+def meter(call: Call, prices_path: Path | None = None) -> None:
+    """Price the call: its answer, plus what failed attempts were billed.
+
+    Sets ``call.cost`` (``None`` when nothing was billed) and each billed attempt's
+    ``cost``, and adds billed attempts' tokens to ``call.usage``, so the call's usage
+    and cost are everything the provider charged for.
+    """
+    from aisys.types import Cost
+
+    if prices_path is not None:
+        load_price_file(prices_path)
+    parts: list[tuple[str | None, str | None, str | None, dict[str, int], Any]] = []
+    if call.usage and call.kind == "llm" and call.error is None:
+        model = call.response_model or call.request_model
+        parts.append((call.provider, model, call.endpoint, dict(call.usage), None))
+    for attempt in call.attempts:
+        if attempt.outcome == "error" and attempt.usage is not None:
+            tokens, _ = _usage_dict(attempt.usage)
+            provider, model = split_model(attempt.target)
+            parts.append((provider, model, attempt.endpoint, tokens, attempt))
+            merged = dict(call.usage or {})
+            for key, value in tokens.items():
+                merged[key] = merged.get(key, 0) + value
+            call.usage = merged
+    if not parts:
+        call.cost = None
+        return
+    usd_in, usd_out = Decimal(0), Decimal(0)
+    tables: set[str] = set()
+    known = True
+    for provider, model, endpoint, tokens, attempt in parts:
+        price = find_price(provider, model, endpoint) if model else None
+        priced = price_usage(price, tokens)
+        if priced is None or price is None:
+            known = False
+            _warn_unknown(provider, model or "(no model)")
+            continue
+        usd_in += priced[0]
+        usd_out += priced[1]
+        tables.add(price.table)
+        if attempt is not None:
+            attempt.cost = priced[0] + priced[1]
+    if not known:
+        call.cost = Cost()
+        return
+    call.cost = Cost(
+        usd=usd_in + usd_out,
+        status="estimated" if call.estimated else "priced",
+        price_table=", ".join(sorted(tables)),
+        input_usd=usd_in,
+        output_usd=usd_out,
+    )

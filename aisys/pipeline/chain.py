@@ -1,0 +1,87 @@
+"""The chain: a call's steps, outer first, ending in its route; assembled here only.
+
+A step is ``step(call, request, proceed) -> Flow[result]``: it reads and writes facts on
+the `Call`, answers itself (a refused budget, later a cache hit) or runs the rest with
+``yield from proceed(request)``, and does I/O only as effects. `aisys.LLM` (chat,
+stream, embed) and ``@traced_llm`` build their chain with `assemble` and run it with
+`run`, so a capability written as a step works in both modes, sync and async.
+
+Steps that need the call's outcome (its cost, its error) leave a *finisher* on the
+call; whoever ends the call runs them with `finish` after metering, before telemetry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+from aisys.pipeline._flow import Flow
+
+if TYPE_CHECKING:
+    from aisys.call import Call
+
+__all__ = ["Proceed", "Request", "Step", "assemble", "finish", "run"]
+
+_log = logging.getLogger("aisys")
+
+Proceed: TypeAlias = Callable[[Any], Flow[Any]]
+Step: TypeAlias = Callable[["Call", Any, Proceed], Flow[Any]]
+
+
+class Request(Protocol):
+    """What a step may ask of the request travelling down the chain."""
+
+    def priced_as(self) -> tuple[str | None, str | None, str | None]:
+        """Provider, model and endpoint this request would be priced at."""
+
+    def retarget(self, model: Any) -> Request:
+        """The same request aimed at another model (a budget's downgrade).
+
+        ``model`` is a ``provider:model`` string or an `aisys.LLM`.
+        """
+
+
+def assemble(
+    *, runtime: Callable[[], Any], budgets: Sequence[Any] = ()
+) -> tuple[Step, ...]:
+    """The steps a call was configured with, in the order of DESIGN.md's picture.
+
+    prompt → guard_input → budget → guard_output → structured → cache → route (the
+    route is the chain's end, given to `run`). Only the steps configured are there.
+    ``runtime`` gives the `aisys.Runtime` in force at call time (clock, settings).
+    """
+    steps: list[Step] = []
+    if budgets:
+        from aisys.pipeline.budget import budget_step
+
+        steps.append(budget_step(tuple(budgets), runtime))
+    return tuple(steps)
+
+
+def run(call: Call, steps: Sequence[Step], last: Proceed, request: Any) -> Flow[Any]:
+    """The flow of ``request`` through ``steps`` and then ``last``."""
+    proceed = last
+    for step in reversed(steps):
+        proceed = _link(step, call, proceed)
+    return proceed(request)
+
+
+def _link(step: Step, call: Call, after: Proceed) -> Proceed:
+    def proceed(request: Any) -> Flow[Any]:
+        return step(call, request, after)
+
+    return proceed
+
+
+def finish(call: Call) -> Flow[None]:
+    """Run what steps left for the end (settling budgets).
+
+    A failure there is logged, never raised: the call's own outcome stands.
+    """
+    finishers, call.finishers = call.finishers, []
+    for finisher in finishers:
+        try:
+            yield from finisher(call)
+        except Exception:
+            _log.warning("aisys: a step could not finish its work", exc_info=True)

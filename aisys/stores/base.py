@@ -1,0 +1,109 @@
+"""What a store offers, the effect that runs its operations, and where stores come from.
+
+A store's operations are blocking methods (``reserve``, ``add``, ``get``) with awaitable
+twins (``areserve`` …). Local stores (memory, diskcache) answer the twins with the
+blocking body (a local lock or SQLite transaction, microseconds); Redis awaits its
+asyncio client. Steps never call a store directly: they yield a `StoreOp`.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+from aisys.errors import ConfigError
+
+__all__ = ["Store", "StoreOp", "open_store", "reset_memory_stores"]
+
+
+class Store(Protocol):
+    """Atomic integer counters with expiry, shared as widely as the backend reaches."""
+
+    kind: str
+    """``memory``, ``diskcache`` or ``redis``."""
+
+    def reserve(
+        self, key: str, amount: int, limit: int, ttl_s: float
+    ) -> tuple[bool, int]:
+        """Add ``amount`` unless the total would pass ``limit``: (added, total)."""
+
+    def add(self, key: str, amount: int, ttl_s: float) -> int:
+        """Add ``amount`` (may be negative); the new total."""
+
+    def get(self, key: str) -> int:
+        """The current total (0 if none)."""
+
+    async def areserve(
+        self, key: str, amount: int, limit: int, ttl_s: float
+    ) -> tuple[bool, int]:
+        """The awaitable twin of `reserve`."""
+
+    async def aadd(self, key: str, amount: int, ttl_s: float) -> int:
+        """The awaitable twin of `add`."""
+
+    async def aget(self, key: str) -> int:
+        """The awaitable twin of `get`."""
+
+
+class StoreOp:
+    """The effect of one store operation (``reserve``, ``add`` or ``get``)."""
+
+    __slots__ = ("args", "op", "store")
+
+    def __init__(self, store: Store, op: str, *args: Any) -> None:
+        self.store = store
+        self.op = op
+        self.args = args
+
+    def run(self) -> Any:
+        """Run it, blocking."""
+        return getattr(self.store, self.op)(*self.args)
+
+    async def arun(self) -> Any:
+        """Run it on the event loop."""
+        return await getattr(self.store, "a" + self.op)(*self.args)
+
+
+_STORES: dict[tuple[str, str], Store] = {}
+_LOCK = threading.Lock()
+
+
+def open_store(spec: str | None, cache_dir: Path, *, purpose: str) -> Store:
+    """The store ``spec`` names, one instance per spec and purpose in the process.
+
+    ``None`` is diskcache under ``cache_dir``; also ``"memory"`` and ``"redis://…"``.
+    """
+    key = (spec or f"diskcache:{cache_dir.resolve()}", purpose)
+    with _LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = _make(spec, cache_dir, purpose)
+        return store
+
+
+def _make(spec: str | None, cache_dir: Path, purpose: str) -> Store:
+    if spec is None:
+        from aisys.stores.disk import DiskStore
+
+        return DiskStore(cache_dir / purpose)
+    if spec == "memory":
+        from aisys.stores.memory import MemoryStore
+
+        return MemoryStore()
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        from aisys.stores.redis import RedisStore
+
+        return RedisStore(spec, prefix=f"aisys:{purpose}:")
+    msg = (
+        f"store {spec!r} is not one aisys knows: use None (diskcache in cache_dir), "
+        "'memory' or 'redis://host:port/db'"
+    )
+    raise ConfigError(msg, field="store")
+
+
+def reset_memory_stores() -> None:
+    """Forget every memory store (tests): the next use starts empty."""
+    with _LOCK:
+        for key in [k for k, v in _STORES.items() if v.kind == "memory"]:
+            del _STORES[key]
