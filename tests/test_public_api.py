@@ -64,7 +64,7 @@ def test_import_does_no_io_and_starts_no_thread() -> None:
         before = threading.active_count()
         import aisys
         assert threading.active_count() == before, "thread started"
-        heavy = [m for m in ("opentelemetry", "pydantic", "structlog", "tiktoken") if m in sys.modules]
+        heavy = [m for m in ("opentelemetry", "pydantic", "structlog", "tiktoken", "genai_prices", "diskcache", "redis", "rich") if m in sys.modules]
         print(heavy, [f for f in opened if "aisys" in f])
 
         @aisys.traced_llm
