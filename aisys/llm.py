@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -75,6 +76,7 @@ __all__ = ["DEFAULT_RETRY", "LLM", "LLMRequest", "Opened", "estimate", "stream_a
 
 T = TypeVar("T")
 _OPEN_LLMS: weakref.WeakSet[LLM] = weakref.WeakSet()
+_POOL_LOCK = threading.Lock()
 CHAT_PARAMS = frozenset(
     {
         "frequency_penalty",
@@ -376,14 +378,18 @@ class LLM:
     @property
     def client(self) -> httpx2.Client:
         """The sync connection pool, created on first use."""
-        if self._client is None:
-            transport = self._transport or self.provider.transport()
-            self._client = httpx2.Client(
-                transport=transport,  # type: ignore[arg-type]
-                timeout=httpx2.Timeout(self.target.timeout),
-            )
-            _OPEN_LLMS.add(self)
-        return self._client
+        client = self._client
+        if client is None:
+            with _POOL_LOCK:  # threads sharing an LLM must share one pool
+                if self._client is None:
+                    transport = self._transport or self.provider.transport()
+                    self._client = httpx2.Client(
+                        transport=transport,  # type: ignore[arg-type]
+                        timeout=httpx2.Timeout(self.target.timeout),
+                    )
+                    _OPEN_LLMS.add(self)
+                client = self._client
+        return client
 
     @property
     def aclient(self) -> httpx2.AsyncClient:
@@ -441,7 +447,7 @@ class LLM:
         request = self._request(messages, params, stream=False)
         with self._observe("chat", request) as (call, route):
             response: ChatResponse = drive(
-                self._call_flow(call, route, _chat_attempt, request)
+                self._call_flow(call, route, _chat_attempt, request, self.finished)
             )
             return response
 
@@ -450,7 +456,7 @@ class LLM:
         request = self._request(messages, params, stream=False)
         with self._observe("chat", request) as (call, route):
             response: ChatResponse = await adrive(
-                self._call_flow(call, route, _chat_attempt, request)
+                self._call_flow(call, route, _chat_attempt, request, self.finished)
             )
             return response
 
@@ -478,7 +484,9 @@ class LLM:
         request = _embed_request(texts, extra)
         with self._observe("embeddings", None, request[0]) as (call, route):
             vectors: EmbeddingResponse = drive(
-                self._call_flow(call, route, _embed_attempt, request)
+                self._call_flow(
+                    call, route, _embed_attempt, request, self._finished_embed
+                )
             )
             return vectors
 
@@ -489,7 +497,9 @@ class LLM:
         request = _embed_request(texts, extra)
         with self._observe("embeddings", None, request[0]) as (call, route):
             vectors: EmbeddingResponse = await adrive(
-                self._call_flow(call, route, _embed_attempt, request)
+                self._call_flow(
+                    call, route, _embed_attempt, request, self._finished_embed
+                )
             )
             return vectors
 
@@ -520,6 +530,7 @@ class LLM:
         route: Route,
         attempt: Callable[[LLM, Any, float | None], Flow[Any]],
         payload: Any,
+        finished: Callable[..., Any],
     ) -> Flow[Any]:
         """The whole call: the chain, then metering and what steps left to finish."""
         try:
@@ -532,10 +543,7 @@ class LLM:
             meter(call, self.runtime.settings.prices_path)
             yield from finish(call)
             raise
-        if isinstance(result, ChatResponse):
-            result = self.finished(call, route, payload, result)
-        else:
-            result = self._finished_embed(call, route, result)
+        result = finished(call, route, payload, result)
         yield from finish(call)
         return result
 
@@ -661,7 +669,7 @@ class LLM:
         )
 
     def _finished_embed(
-        self, call: Call, route: Route, response: EmbeddingResponse
+        self, call: Call, route: Route, payload: Any, response: EmbeddingResponse
     ) -> EmbeddingResponse:
         call.response_model = response.model
         call.provider = response.provider or call.provider

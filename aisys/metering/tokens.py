@@ -12,6 +12,7 @@ import base64
 import functools
 import gzip
 import hashlib
+import threading
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -59,8 +60,22 @@ _TOKENS_PER_NAME = 1
 _REPLY_PRIMING = 3
 
 
-@functools.cache
+_ENCODINGS: dict[str, tiktoken.Encoding] = {}
+_ENCODINGS_LOCK = threading.Lock()
+
+
 def _encoding(name: str) -> tiktoken.Encoding:
+    """The encoding called ``name``, loaded once even when many threads ask at once."""
+    encoding = _ENCODINGS.get(name)
+    if encoding is not None:
+        return encoding
+    with _ENCODINGS_LOCK:
+        if name not in _ENCODINGS:
+            _ENCODINGS[name] = _load_encoding(name)
+        return _ENCODINGS[name]
+
+
+def _load_encoding(name: str) -> tiktoken.Encoding:
     import tiktoken
 
     sha256, pattern, special = _OFFICIAL[name]
