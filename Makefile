@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench test-integration clean
+.PHONY: demo test lint typecheck unit bench test-integration clean redis-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,7 +25,16 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m mypy --strict tests/typing
 
-unit: $(STAMP)
+# The Redis tests need a real redis-server: installed here (Debian package) when missing.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server (apt-get, needs root) for the Redis tests"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server) >/dev/null \
+			|| echo "could not install redis-server: Redis tests will skip (and fail under CI)"; \
+	}
+
+unit: $(STAMP) redis-server
 	$(PY) -m pytest -q
 
 test: lint typecheck unit

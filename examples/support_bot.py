@@ -5,16 +5,22 @@ from a few local documents (`@aisys.traced_retrieval`) and asks a scripted model
 (`@aisys.traced_llm`), inside `aisys.trace(...)`. Part 2 lets aisys make the calls:
 `aisys.LLM("scripted:…")` goes through the real request/response/stream code over an
 in-process transport, so `chat`, `stream` and `embed` behave as they would against
-OpenAI. The console exporter prints one tree per trace on stderr, and every span is
-appended to aisys-traces.jsonl.
+OpenAI. Part 3 shows a daily budget stopping a runaway loop before it spends. The
+console exporter prints one tree per trace on stderr (with each call's cost), every
+span goes to aisys-traces.jsonl, and the demo ends with `aisys report` over that file.
+
+The scripted models have no public price, so the demo registers one (what
+gpt-4o-mini costs) with `aisys.register_price`.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import aisys
+from aisys.cli import main as aisys_cli
 from aisys.testing import ScriptedModel, ScriptedTransport
 
 DOCUMENTS = {
@@ -108,11 +114,25 @@ def handle_with_llm(llm: aisys.LLM, ticket_id: int, question: str) -> None:
             print(f"\n   ({usage.input_tokens} tokens in, {usage.output_tokens} out)\n")
 
 
+def runaway_loop(llm: aisys.LLM) -> None:
+    """Part 3: a bug makes the bot ask forever; the day's budget stops it."""
+    calls = 0
+    try:
+        while True:
+            llm.chat("Summarise our refund policy again, in full.", max_tokens=200)
+            calls += 1
+    except aisys.BudgetExceededError as exc:
+        print(f"stopped after {calls} calls: {exc}\n")
+
+
 def main() -> None:
-    """Answer three questions twice (decorators, then aisys.LLM) and flush the traces."""
+    """Answer three questions twice, stop a runaway loop, and report on the traces."""
+    Path("aisys-traces.jsonl").unlink(missing_ok=True)  # this run's traces only
     settings = aisys.configure(
         exporters=["console", "jsonl"], service_name="support-bot"
     )
+    for name in ("scripted-support-1", "scripted:support-2"):
+        aisys.register_price(name, input="0.15", output="0.60")  # gpt-4o-mini's
     questions = [
         (101, "ana", "How long do refunds take to reach my card?"),
         (102, "ben", "Is shipping free for my order?"),
@@ -133,8 +153,15 @@ def main() -> None:
         print(f"chat(): {check.text!r}, finish_reason={check.finish_reason}")
         vectors = llm.embed(list(DOCUMENTS.values())).vectors
         print(f"embed(): {len(vectors)} vectors of {len(vectors[0])} dimensions\n")
+
+    print("== Part 3: a daily budget stops a runaway loop before it spends ==\n")
+    budget = aisys.Budget("0.0002", per="day", store="memory", name="demo-daily")
+    with aisys.LLM("scripted:support-2", transport=transport, budget=budget) as llm:
+        runaway_loop(llm)
     aisys.flush()
-    print(f"Spans written to {settings.jsonl_path.resolve()}")
+    print(f"Spans written to {settings.jsonl_path.resolve()}\n")
+    print("== aisys report (by model) ==\n")
+    aisys_cli(["report", str(settings.jsonl_path)])
 
 
 if __name__ == "__main__":

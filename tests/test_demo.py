@@ -23,6 +23,12 @@ def test_demo_runs_offline_and_writes_traces(tmp_path: Path) -> None:
 
     assert done.stdout.count("A: Here is what I found:") == 6
     assert "embed(): 4 vectors" in done.stdout
+    assert "stopped after" in done.stdout  # the daily budget ends the runaway loop
+    assert "BudgetExceededError" in done.stderr
+    assert "aisys report by model" in done.stdout  # the demo ends with its report
+    assert "support-2" in done.stdout.split("aisys report by model")[1]
+    assert "└─ chat support-2" in done.stderr
+    assert "$0.0000" in done.stderr  # cost per call in the console tree
     assert done.stderr.count("└─ answer-ticket ") == 3
     assert done.stderr.count("└─ answer-ticket-llm ") == 3
     records = [

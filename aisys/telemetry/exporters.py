@@ -198,6 +198,10 @@ def _describe(span: ReadableSpan) -> str:
         if attrs.get(A.AISYS_USAGE_ESTIMATED):
             tokens += " (estimated)"
         parts.append(tokens)
+    if A.AISYS_COST_USD in attrs:
+        parts.append(f"${float(attrs[A.AISYS_COST_USD]):.6f}")  # type: ignore[arg-type]
+    elif attrs.get(A.AISYS_COST_STATUS) == "unknown":
+        parts.append("cost unknown")
     if A.AISYS_RETRIEVAL_DOCUMENTS_COUNT in attrs:
         parts.append(f"docs={attrs[A.AISYS_RETRIEVAL_DOCUMENTS_COUNT]!s}")
     status = span.status.status_code.name

@@ -1,0 +1,27 @@
+"""The ``aisys`` command: ``aisys report`` (and, as it comes, ``aisys prompts``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``aisys`` command line; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="aisys", description="aisys: production-grade AI calls, from the shell."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    from aisys.cli import report
+
+    report.add_parser(commands)
+    args = parser.parse_args(argv)
+    status: int = args.run(args)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m aisys.cli`
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""``aisys report``: calls, errors, retries, tokens, cost and latency from JSONL traces.
+
+Reads what the ``jsonl`` exporter wrote (one span per line) and summarises the logical
+calls — spans with ``gen_ai.operation.name``, without the per-attempt children — per
+group (model calls only, unless grouped by operation, which shows retrieval and tool
+spans too). Cost is summed over priced calls only; calls whose price is unknown are counted
+apart (``unpriced_calls``), never as $0.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Row", "add_parser", "parse_duration", "read_calls", "summarise"]
+
+GROUPS = {
+    "model": ("gen_ai.request.model", "gen_ai.response.model"),
+    "provider": ("gen_ai.provider.name",),
+    "prompt": ("aisys.prompt.name",),
+    "user": ("user.id",),
+    "operation": ("gen_ai.operation.name",),
+}
+"""What each ``--group-by`` reads, first found wins; ``day`` groups by the UTC date."""
+_NOT_MODEL_CALLS = frozenset({"retrieval", "execute_tool"})
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` (or a plain number of seconds)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if match is None:
+        msg = f"--since takes a duration such as 30m, 24h or 7d, got {text!r}"
+        raise ValueError(msg)
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+@dataclass
+class Row:
+    """One group's figures."""
+
+    group: str
+    calls: int = 0
+    errors: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    cache_hits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal | None = None
+    unpriced_calls: int = 0
+    saved_usd: Decimal | None = None
+    durations_ms: list[float] = field(default_factory=list, repr=False)
+
+    def add(self, attrs: dict[str, Any], failed: bool, duration_ms: float) -> None:
+        """Count one logical call."""
+        self.calls += 1
+        self.errors += failed
+        self.retries += max(0, int(attrs.get("aisys.retry.attempts", 1)) - 1)
+        self.fallbacks += int(attrs.get("aisys.fallback.index", 0) or 0) > 0
+        self.cache_hits += attrs.get("aisys.cache.hit") is True
+        self.input_tokens += int(attrs.get("gen_ai.usage.input_tokens", 0) or 0)
+        self.output_tokens += int(attrs.get("gen_ai.usage.output_tokens", 0) or 0)
+        cost = attrs.get("aisys.cost.usd")
+        if cost is not None:
+            self.cost_usd = (self.cost_usd or Decimal(0)) + Decimal(str(cost))
+        elif attrs.get("aisys.cost.status") == "unknown":
+            self.unpriced_calls += 1
+        saved = attrs.get("aisys.cache.saved_usd")
+        if saved is not None:
+            self.saved_usd = (self.saved_usd or Decimal(0)) + Decimal(str(saved))
+        self.durations_ms.append(duration_ms)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as DESIGN.md names its fields (money as a float, or null)."""
+        return {
+            "group": self.group,
+            "calls": self.calls,
+            "errors": self.errors,
+            "retries": self.retries,
+            "fallbacks": self.fallbacks,
+            "cache_hits": self.cache_hits,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": _money(self.cost_usd),
+            "unpriced_calls": self.unpriced_calls,
+            "saved_usd": _money(self.saved_usd),
+            "p50_ms": _percentile(self.durations_ms, 0.50),
+            "p95_ms": _percentile(self.durations_ms, 0.95),
+        }
+
+
+def _money(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile, rounded to 0.1 ms."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return round(ordered[rank - 1], 1)
+
+
+def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    """The logical call spans in JSONL files (attempt children and traces left out)."""
+    for path in paths:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    span = json.loads(line)
+                except ValueError:
+                    print(f"{path}:{number}: not JSON, skipped", file=sys.stderr)
+                    continue
+                attrs = span.get("attributes") or {}
+                if "gen_ai.operation.name" not in attrs:
+                    continue  # aisys.trace blocks and other spans
+                if "aisys.attempt.number" in attrs:
+                    continue  # one child per attempt: the call is counted once
+                yield span
+
+
+def _group_of(span: dict[str, Any], by: str) -> str:
+    if by == "day":
+        start = int(span.get("start_time_unix_nano") or 0) / 1e9
+        return datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
+    attrs = span.get("attributes") or {}
+    for key in GROUPS[by]:
+        value = attrs.get(key)
+        if value not in (None, ""):
+            return str(value)
+    return "(none)"
+
+
+def summarise(
+    spans: Iterable[dict[str, Any]], by: str, since_s: float | None = None
+) -> list[Row]:
+    """Rows per group, the costliest first (then by calls)."""
+    cutoff = None if since_s is None else (time.time() - since_s) * 1e9
+    rows: dict[str, Row] = {}
+    for span in spans:
+        operation = (span.get("attributes") or {}).get("gen_ai.operation.name")
+        if by != "operation" and operation in _NOT_MODEL_CALLS:
+            continue  # retrieval and tool spans have no model: see --group-by operation
+        start = int(span.get("start_time_unix_nano") or 0)
+        if cutoff is not None and start < cutoff:
+            continue
+        end = int(span.get("end_time_unix_nano") or start)
+        group = _group_of(span, by)
+        row = rows.get(group)
+        if row is None:
+            row = rows[group] = Row(group)
+        failed = (span.get("status") or {}).get("code") == "ERROR"
+        row.add(span.get("attributes") or {}, failed, (end - start) / 1e6)
+    return sorted(
+        rows.values(),
+        key=lambda r: (r.cost_usd or Decimal(-1), r.calls),
+        reverse=True,
+    )
+
+
+# -- output ---------------------------------------------------------------------------
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"${value:,.6f}" if value < 1 else f"${value:,.2f}"
+
+
+def _table(rows: Sequence[Row], by: str) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"aisys report by {by}", title_justify="left")
+    headings = (
+        (by, "left"),
+        ("calls", "right"),
+        ("errors", "right"),
+        ("retries", "right"),
+        ("fallbacks", "right"),
+        ("cache hits", "right"),
+        ("tokens in", "right"),
+        ("tokens out", "right"),
+        ("cost (priced)", "right"),
+        ("unpriced", "right"),
+        ("saved", "right"),
+        ("p50 ms", "right"),
+        ("p95 ms", "right"),
+    )
+    for heading, justify in headings:
+        table.add_column(heading, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        data = row.as_dict()
+        table.add_row(
+            row.group,
+            str(row.calls),
+            str(row.errors),
+            str(row.retries),
+            str(row.fallbacks),
+            str(row.cache_hits),
+            f"{row.input_tokens:,}",
+            f"{row.output_tokens:,}",
+            _usd(data["cost_usd"]),
+            str(row.unpriced_calls),
+            _usd(data["saved_usd"]),
+            "—" if data["p50_ms"] is None else f"{data['p50_ms']:.1f}",
+            "—" if data["p95_ms"] is None else f"{data['p95_ms']:.1f}",
+        )
+    out = io.StringIO()
+    console = Console(file=out, width=160, color_system=None, soft_wrap=True)
+    console.print(table)
+    unpriced = sum(row.unpriced_calls for row in rows)
+    if unpriced:
+        console.print(
+            f"{unpriced} call(s) had no known price: their cost is not in the totals "
+            "(add prices with aisys.register_price or the prices_path setting)."
+        )
+    return out.getvalue()
+
+
+def render(rows: Sequence[Row], by: str, fmt: str) -> str:
+    """The rows as a table, JSON or CSV."""
+    if fmt == "json":
+        return json.dumps([row.as_dict() for row in rows], indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        fields = list(Row("").as_dict())
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: "" if v is None else v for k, v in row.as_dict().items()}
+            )
+        return out.getvalue()
+    return _table(rows, by)
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``report`` to the ``aisys`` command."""
+    parser = commands.add_parser(
+        "report",
+        help="summarise calls, cost and latency from aisys JSONL traces",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        help="JSONL trace files (default: the jsonl_path setting)",
+    )
+    parser.add_argument(
+        "--group-by", choices=[*GROUPS, "day"], default="model", help="default: model"
+    )
+    parser.add_argument("--since", help="only calls that started within, e.g. 24h, 7d")
+    parser.add_argument(
+        "--format", choices=["table", "json", "csv"], default="table", dest="fmt"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: Any) -> int:
+    """``aisys report``: print the summary; exit 2 on a bad argument or missing file."""
+    files: list[Path] = list(args.files)
+    if not files:
+        import aisys
+
+        files = [aisys._DEFAULT.settings.jsonl_path]
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        print(
+            f"aisys report: no such trace file: {', '.join(missing)} (write traces "
+            "with exporters=['jsonl'], or name the files to read)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        since = parse_duration(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"aisys report: {exc}", file=sys.stderr)
+        return 2
+    rows = summarise(read_calls(files), args.group_by, since)
+    sys.stdout.write(render(rows, args.group_by, args.fmt))
+    return 0
