@@ -92,7 +92,7 @@ class Finisher:
                 self.spec.finish_llm(call, self.args, self.kwargs, self.tel.capture)
             except Exception as exc:
                 call.unread = f"counting stream tokens failed: {exc!r}"
-            meter(call, self.tel.settings.prices_path)
+            meter(call, self.tel.settings)
         if call.finishers:
             drive(finish(call))
         self.tel.end(call, self.span, self.started)

@@ -287,7 +287,7 @@ def _coroutine_wrapper(
             tel.deactivate(token)
             if plan is not None:
                 plan.record(call, route)
-            meter(call, tel.settings.prices_path)
+            meter(call, tel.settings)
             if call.finishers:
                 await adrive(finish(call))
             tel.end(call, span, started)
@@ -308,7 +308,7 @@ def _coroutine_wrapper(
 def _end_failed(tel: Telemetry, call: Call, span: Span, started: float) -> None:
     """End a call whose function raised (after its retries and fallbacks, if any)."""
     if call.attempts:
-        meter(call, tel.settings.prices_path)
+        meter(call, tel.settings)
     _finish(tel, call, span, started)
 
 
@@ -346,7 +346,7 @@ def _conclude(
             return stream, True
     spec.observe(call, result, args, kwargs, tel.capture)
     if spec.kind == "llm":
-        meter(call, tel.settings.prices_path)
+        meter(call, tel.settings)
     return result, False
 
 

@@ -540,7 +540,7 @@ class LLM:
         except BaseException as exc:
             call.error = exc
             record_route(call, route)
-            meter(call, self.runtime.settings.prices_path)
+            meter(call, self.runtime.settings)
             yield from finish(call)
             raise
         result = finished(call, route, payload, result)
@@ -659,7 +659,7 @@ class LLM:
         call.provider = response.provider or call.provider
         read_result(call, response)
         record_route(call, route)
-        meter(call, self.runtime.settings.prices_path)
+        meter(call, self.runtime.settings)
         return response.model_copy(
             update={
                 "attempts": requests_made(route.attempts),
@@ -676,7 +676,7 @@ class LLM:
         call.set_usage(input_tokens=response.usage.input_tokens)
         call.estimated = response.usage.estimated
         record_route(call, route)
-        meter(call, self.runtime.settings.prices_path)
+        meter(call, self.runtime.settings)
         return response.model_copy(update={"cost": call.cost or _UNKNOWN_COST})
 
 

@@ -59,7 +59,11 @@ class Settings(BaseSettings):
     cache_dir: Path = Path(".aisys-cache")
     """Directory of the embedded (diskcache) cache."""
     prices_path: Path | None = None
-    """A price table to use instead of the one shipped with aisys."""
+    """Your own prices (JSON, TOML or YAML; USD per million tokens); they win over
+    genai-prices' table."""
+    price_updates: bool = False
+    """Let genai-prices refresh its table from the network in the background (off: the
+    table shipped with the installed genai-prices is used, offline)."""
     log_format: LogFormat = "json"
     """How aisys renders its log events when the host has not configured structlog."""
     attach_to_host: bool = False

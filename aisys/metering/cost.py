@@ -15,11 +15,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aisys.errors import AisysWarning
-from aisys.metering.prices import Price, find_price, load_price_file
+from aisys.metering.prices import (
+    Price,
+    enable_price_updates,
+    find_price,
+    load_price_file,
+)
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from aisys.call import Call
     from aisys.types import Cost
 
@@ -123,12 +126,18 @@ def estimate_cost(model: str, usage: Any, *, provider: str | None = None) -> Cos
 def _load_price_file() -> None:
     import aisys
 
-    path = aisys._DEFAULT.settings.prices_path
-    if path is not None:
-        load_price_file(path)
+    use_settings(aisys._DEFAULT.settings)
 
 
-def meter(call: Call, prices_path: Path | None = None) -> None:
+def use_settings(settings: Any) -> None:
+    """Apply the price settings: the override file, and opted-in updates."""
+    if settings.prices_path is not None:
+        load_price_file(settings.prices_path)
+    if settings.price_updates:
+        enable_price_updates()
+
+
+def meter(call: Call, settings: Any = None) -> None:
     """Price the call: its answer, plus what failed attempts were billed.
 
     Sets ``call.cost`` (``None`` when nothing was billed) and each billed attempt's
@@ -137,8 +146,8 @@ def meter(call: Call, prices_path: Path | None = None) -> None:
     """
     from aisys.types import Cost
 
-    if prices_path is not None:
-        load_price_file(prices_path)
+    if settings is not None:
+        use_settings(settings)
     parts: list[tuple[str | None, str | None, str | None, dict[str, int], Any]] = []
     if call.usage and call.kind == "llm" and call.error is None:
         model = call.response_model or call.request_model

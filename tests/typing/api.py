@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 
 import aisys
 
@@ -94,3 +95,28 @@ def uses_policy() -> None:
     text: str = answer_with_policy("q")
     answer_with_policy(3)  # type: ignore[arg-type]
     del text
+
+
+def uses_cost_and_budgets() -> None:
+    aisys.register_price("openai:my-model", input=0.15, output="0.60", cache_read=0.075)
+    cost: aisys.Cost = aisys.estimate_cost("openai:gpt-4o-mini", {"input_tokens": 10})
+    usd: Decimal | None = cost.usd
+    budget = aisys.Budget(5, per="day", scope="user", on_exceed="raise")
+    cheaper = aisys.Budget(
+        "0.50", on_exceed="downgrade", downgrade_to="openai:gpt-4o-mini"
+    )
+    llm = aisys.LLM("openai:gpt-4o", budget=[budget, cheaper])
+    aisys.Budget(5, per="week")  # type: ignore[arg-type]
+    try:
+        llm.chat("hi")
+    except aisys.BudgetExceededError as exc:
+        print(exc.budget, exc.limit_usd, exc.resets_at)
+    except aisys.BudgetStoreError:
+        pass
+    del usd
+    llm.close()
+
+
+@aisys.traced_llm(budget=aisys.Budget(1, per="hour"))
+def answer_with_budget(question: str, model: str = "gpt-4o") -> str:
+    return question
