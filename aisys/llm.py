@@ -664,7 +664,7 @@ class LLM:
             update={
                 "attempts": requests_made(route.attempts),
                 "fallback_index": route.fallback_index,
-                "cost": call.cost or _UNKNOWN_COST,
+                "cost": call.cost.to_cost() if call.cost else _UNKNOWN_COST,
             }
         )
 
@@ -677,7 +677,9 @@ class LLM:
         call.estimated = response.usage.estimated
         record_route(call, route)
         meter(call, self.runtime.settings)
-        return response.model_copy(update={"cost": call.cost or _UNKNOWN_COST})
+        return response.model_copy(
+            update={"cost": call.cost.to_cost() if call.cost else _UNKNOWN_COST}
+        )
 
 
 # -- attempts (flows) ---------------------------------------------------------------

@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from aisys.call import Call
     from aisys.types import Cost
 
-__all__ = ["estimate_cost", "meter", "price_usage", "reset_warnings", "split_model"]
+__all__ = [
+    "CallCost",
+    "estimate_cost",
+    "meter",
+    "price_usage",
+    "reset_warnings",
+    "split_model",
+]
 
 _log = logging.getLogger("aisys")
 _WARNED: set[tuple[str | None, str]] = set()
@@ -37,6 +44,45 @@ _USAGE_FIELDS = (
     "cache_read_input_tokens",
     "cache_write_input_tokens",
 )
+
+
+class CallCost:
+    """A call's cost as metering found it: `aisys.Cost`'s fields, without pydantic.
+
+    Made on every metered call, so it stays a plain slotted object; `to_cost` gives the
+    public model when a response needs one.
+    """
+
+    __slots__ = ("input_usd", "output_usd", "price_table", "status", "usd")
+
+    def __init__(
+        self,
+        usd: Decimal | None = None,
+        status: str = "unknown",
+        price_table: str | None = None,
+        input_usd: Decimal | None = None,
+        output_usd: Decimal | None = None,
+    ) -> None:
+        self.usd = usd
+        self.status = status
+        self.price_table = price_table
+        self.input_usd = input_usd
+        self.output_usd = output_usd
+
+    def to_cost(self) -> Cost:
+        """The public, validated `aisys.Cost`."""
+        from aisys.types import Cost
+
+        return Cost(
+            usd=self.usd,
+            status=self.status,  # type: ignore[arg-type]
+            price_table=self.price_table,
+            input_usd=self.input_usd,
+            output_usd=self.output_usd,
+        )
+
+
+_UNKNOWN = CallCost()
 
 
 def split_model(model: str, provider: str | None = None) -> tuple[str | None, str]:
@@ -140,14 +186,32 @@ def use_settings(settings: Any) -> None:
 def meter(call: Call, settings: Any = None) -> None:
     """Price the call: its answer, plus what failed attempts were billed.
 
-    Sets ``call.cost`` (``None`` when nothing was billed) and each billed attempt's
-    ``cost``, and adds billed attempts' tokens to ``call.usage``, so the call's usage
-    and cost are everything the provider charged for.
+    Sets ``call.cost`` (a `CallCost`; ``None`` when nothing was billed) and each billed
+    attempt's ``cost``, and adds billed attempts' tokens to ``call.usage``, so the
+    call's usage and cost are everything the provider charged for.
     """
-    from aisys.types import Cost
-
-    if settings is not None:
+    if settings is not None and (settings.prices_path or settings.price_updates):
         use_settings(settings)
+    if not call.attempts:  # the common case: one answer to price, nothing to merge
+        usage = call.usage
+        if not usage or call.kind != "llm" or call.error is not None:
+            call.cost = None
+            return
+        model = call.response_model or call.request_model
+        price = find_price(call.provider, model, call.endpoint) if model else None
+        if price is None:
+            _warn_unknown(call.provider, model or "(no model)")
+            call.cost = _UNKNOWN
+            return
+        usd_in, usd_out = price_usage(price, usage) or (Decimal(0), Decimal(0))
+        call.cost = CallCost(
+            usd_in + usd_out,
+            "estimated" if call.estimated else "priced",
+            price.table,
+            usd_in,
+            usd_out,
+        )
+        return
     parts: list[tuple[str | None, str | None, str | None, dict[str, int], Any]] = []
     if call.usage and call.kind == "llm" and call.error is None:
         model = call.response_model or call.request_model
@@ -180,12 +244,12 @@ def meter(call: Call, settings: Any = None) -> None:
         if attempt is not None:
             attempt.cost = priced[0] + priced[1]
     if not known:
-        call.cost = Cost()
+        call.cost = _UNKNOWN
         return
-    call.cost = Cost(
+    call.cost = CallCost(
         usd=usd_in + usd_out,
         status="estimated" if call.estimated else "priced",
-        price_table=", ".join(sorted(tables)),
+        price_table=tables.pop() if len(tables) == 1 else ", ".join(sorted(tables)),
         input_usd=usd_in,
         output_usd=usd_out,
     )

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,10 @@ _MILLION = Decimal(1_000_000)
 _DATED = re.compile(r"[-@](\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
+_FEMTO_PER_MILLION = 10**9  # USD per million tokens → femto-USD (1e-15) per token
+_FEMTO = Decimal(10**15)
+
+
 @dataclass(frozen=True, slots=True)
 class Rate:
     """USD per million tokens, with optional tiers.
@@ -46,6 +50,14 @@ class Rate:
 
     base: Decimal
     tiers: tuple[tuple[int, Decimal], ...] = ()
+
+    def femto(self, input_tokens: int) -> int | None:
+        """Femto-USD per token as an exact integer, or None past nine decimals.
+
+        With None, `Price.parts` computes in Decimal instead.
+        """
+        exact = self.per_token(input_tokens) * _FEMTO_PER_MILLION
+        return int(exact) if exact == exact.to_integral_value() else None
 
     def per_token(self, input_tokens: int) -> Decimal:
         """USD per million for a call with ``input_tokens`` input tokens."""
@@ -65,14 +77,40 @@ class Price:
     cache_write: Rate | None = None
     table: str = "override"
     """``"genai-prices 0.2.3"`` for the database, ``"override"`` for the user's own."""
+    _flat: tuple[int, int, int, int] | None = field(
+        default=None, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        rates = (
+            self.input,
+            self.output,
+            self.cache_read or self.input,
+            self.cache_write or self.input,
+        )
+        if any(rate.tiers for rate in rates):
+            return
+        femto = [rate.femto(0) for rate in rates]
+        if all(value is not None for value in femto):
+            object.__setattr__(self, "_flat", tuple(femto))
 
     def parts(
         self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
     ) -> tuple[Decimal, Decimal]:
-        """(input USD, output USD): cached tokens at their own price, each token once."""
+        """(input USD, output USD): cached tokens at their own price, each token once.
+
+        Exact: integer femto-USD arithmetic (one Decimal conversion at the end) when
+        the prices allow it, which they do for every price with up to nine decimals.
+        """
         read = min(cache_read, input_tokens)
         write = min(cache_write, input_tokens - read)
         fresh = input_tokens - read - write
+        if not self.input.tiers and self._flat is not None:
+            f_in, f_out, f_read, f_write = self._flat
+            return (
+                Decimal(fresh * f_in + read * f_read + write * f_write) / _FEMTO,
+                Decimal(output_tokens * f_out) / _FEMTO,
+            )
         rate_in = self.input.per_token(input_tokens)
         usd_in = fresh * rate_in
         usd_in += read * (self.cache_read or self.input).per_token(input_tokens)

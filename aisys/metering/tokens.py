@@ -140,8 +140,20 @@ def count_tokens(
         for key, value in fields.items():
             if key == "name" and value:
                 total += _TOKENS_PER_NAME
-            total += len(encoding.encode_ordinary(_text_of(value)))
+            text = _text_of(value)
+            if len(text) <= _SHORT:  # roles, names, ids: the same few strings again
+                total += _short_count(encoding.name, text)
+            else:
+                total += len(encoding.encode_ordinary(text))
     return total
+
+
+_SHORT = 24
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_count(encoding: str, text: str) -> int:
+    return len(_encoding(encoding).encode_ordinary(text))
 
 
 def _text_of(value: Any) -> str:

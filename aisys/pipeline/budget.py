@@ -10,6 +10,7 @@ overspend a window: each reservation sees every other.
 from __future__ import annotations
 
 import calendar
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from aisys.errors import AisysError, BudgetExceededError, ConfigError
+from aisys.metering.prices import find_price
 from aisys.pipeline._flow import Flow
 from aisys.stores import StoreOp, open_store
 
@@ -78,6 +80,7 @@ class Budget:
         "name",
         "on_exceed",
         "on_store_error",
+        "opened",
         "per",
         "scope",
         "store",
@@ -129,6 +132,8 @@ class Budget:
         self.store = store
         self.on_store_error = on_store_error
         self.name = name or f"{per}:{scope}:{limit}"
+        self.opened: tuple[Any, Store] | None = None
+        """The store in use, with the cache_dir it was opened for."""
 
     def __repr__(self) -> str:
         return (
@@ -150,23 +155,28 @@ class Budget:
         tag = self.scope[4:]
         return tag if scope is not None and tag in scope.tags else None
 
-    def window(self, now: float) -> tuple[str, float, datetime | None]:
-        """The current window: its label, seconds until it ends, and when it resets."""
+    def window(self, now: float) -> tuple[str, float, float]:
+        """The current window: its label, seconds until it ends, and its end (epoch s).
+
+        Fixed windows are labelled by their start second; months by ``YYYY-MM``.
+        """
         if self.per == "call":
-            return "call", 0.0, None
-        moment = datetime.fromtimestamp(now, UTC)
+            return "call", 0.0, 0.0
         if self.per == "month":
-            year, month = moment.year, moment.month
-            days = calendar.monthrange(year, month)[1]
-            start = datetime(year, month, 1, tzinfo=UTC).timestamp()
-            end = start + days * 86400
-            label = f"{year:04d}-{month:02d}"
-        else:
-            size = _SECONDS[self.per]
-            start = now - now % size
-            end = start + size
-            label = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M")
-        return label, end - now, datetime.fromtimestamp(end, UTC)
+            label, end = _month(int(now // 86400))
+            return label, end - now, end
+        size = _SECONDS[self.per]
+        start = now - now % size
+        return str(int(start)), start + size - now, start + size
+
+
+@functools.lru_cache(maxsize=8)
+def _month(day: int) -> tuple[str, float]:
+    """The month holding UTC day number ``day``: its label and end (epoch seconds)."""
+    moment = datetime.fromtimestamp(day * 86400, UTC)
+    days = calendar.monthrange(moment.year, moment.month)[1]
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp()
+    return f"{moment.year:04d}-{moment.month:02d}", start + days * 86400
 
 
 def _bad(field: str, value: Any, allowed: str) -> None:
@@ -178,9 +188,6 @@ def estimate_usd(
     call: Call, provider: str | None, model: str | None, endpoint: str | None
 ) -> Decimal | None:
     """What the call may cost at most: counted input plus ``max_tokens`` of output."""
-    from aisys.metering.cost import price_usage
-    from aisys.metering.prices import find_price
-
     if model is None:
         return None
     price = find_price(provider, model, endpoint)
@@ -188,7 +195,7 @@ def estimate_usd(
         return None
     input_tokens = 0
     if call.input_value is not None:
-        from aisys.metering.tokens import count_tokens
+        from aisys.metering.tokens import count_tokens  # loads tiktoken once
 
         try:
             input_tokens = count_tokens(call.input_value, model)
@@ -197,10 +204,8 @@ def estimate_usd(
     params = call.request_params
     output = params.get("max_tokens") or params.get("max_completion_tokens")
     output_tokens = output if isinstance(output, int) else DEFAULT_OUTPUT_TOKENS
-    parts = price_usage(
-        price, {"input_tokens": input_tokens, "output_tokens": output_tokens}
-    )
-    return None if parts is None else parts[0] + parts[1]
+    usd_in, usd_out = price.parts(input_tokens, output_tokens, 0, 0)
+    return usd_in + usd_out
 
 
 def budget_step(budgets: tuple[Budget, ...], runtime: Callable[[], Any]) -> Step:
@@ -229,14 +234,14 @@ def _check(budget: Budget, call: Call, request: Any, runtime: Any) -> Flow[Any]:
     if estimate is None:
         _warn_unmetered(budget, provider, model)
         return request
-    label, ttl, resets_at = budget.window(_wall(runtime.clock))
+    label, ttl, ends = budget.window(_wall(runtime.clock))
     facts = {"name": budget.name, "limit_usd": budget.usd, "exceeded": False}
     call.budget = facts
     if budget.per == "call":
         if estimate <= budget.usd:
             return request
         return (yield from _exceeded(budget, call, request, estimate, Decimal(0), None))
-    store = open_store(budget.store, runtime.settings.cache_dir, purpose="budgets")
+    store = _store(budget, runtime.settings.cache_dir)
     key = f"{budget.name}|{scope_value}|{label}"
     amount = int(estimate * _NANO)
     try:
@@ -253,9 +258,19 @@ def _check(budget: Budget, call: Call, request: Any, runtime: Any) -> Flow[Any]:
     facts["spent_usd"] = spent
     return (
         yield from _exceeded(
-            budget, call, request, estimate, spent, resets_at, store, key, ttl + 60
+            budget, call, request, estimate, spent, ends, store, key, ttl + 60
         )
     )
+
+
+def _store(budget: Budget, cache_dir: Any) -> Store:
+    """The budget's store, looked up once per cache directory."""
+    cached = budget.opened
+    if cached is not None and cached[0] is cache_dir:
+        return cached[1]
+    store = open_store(budget.store, cache_dir, purpose="budgets")
+    budget.opened = (cache_dir, store)
+    return store
 
 
 def _exceeded(
@@ -264,7 +279,7 @@ def _exceeded(
     request: Any,
     estimate: Decimal,
     spent: Decimal,
-    resets_at: datetime | None,
+    ends: float | None,
     store: Store | None = None,
     key: str = "",
     ttl: float = 0.0,
@@ -311,7 +326,12 @@ def _exceeded(
                 facts["downgraded_to"] = f"{provider}:{model}" if provider else model
                 call.request_model = model
                 return cheaper
-    raise _error(budget, estimate, spent, resets_at)
+    raise _error(
+        budget,
+        estimate,
+        spent,
+        datetime.fromtimestamp(ends, UTC) if ends else None,
+    )
 
 
 def _error(
@@ -383,8 +403,10 @@ def _warn_unmetered(budget: Budget, provider: str | None, model: str | None) -> 
 
 
 def _wall(clock: Any) -> float:
-    wall = getattr(clock, "time", None)
-    return float(wall()) if callable(wall) else time.time()
+    try:
+        return float(clock.time())
+    except AttributeError:  # a clock of the user's own without wall time
+        return time.time()
 
 
 def _usd(value: Decimal) -> str:

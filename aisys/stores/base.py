@@ -45,6 +45,9 @@ class Store(Protocol):
     async def aget(self, key: str) -> int:
         """The awaitable twin of `get`."""
 
+    def clear(self) -> None:
+        """Forget every counter (tests)."""
+
 
 class StoreOp:
     """The effect of one store operation (``reserve``, ``add`` or ``get``)."""
@@ -74,7 +77,7 @@ def open_store(spec: str | None, cache_dir: Path, *, purpose: str) -> Store:
 
     ``None`` is diskcache under ``cache_dir``; also ``"memory"`` and ``"redis://…"``.
     """
-    key = (spec or f"diskcache:{cache_dir.resolve()}", purpose)
+    key = (spec or f"diskcache:{cache_dir}", purpose)
     with _LOCK:
         store = _STORES.get(key)
         if store is None:
@@ -103,7 +106,8 @@ def _make(spec: str | None, cache_dir: Path, purpose: str) -> Store:
 
 
 def reset_memory_stores() -> None:
-    """Forget every memory store (tests): the next use starts empty."""
+    """Empty every memory store (tests): counters start from zero again."""
     with _LOCK:
-        for key in [k for k, v in _STORES.items() if v.kind == "memory"]:
-            del _STORES[key]
+        stores = [store for store in _STORES.values() if store.kind == "memory"]
+    for store in stores:
+        store.clear()

@@ -68,6 +68,10 @@ class DiskStore:
         """`get`, run in place."""
         return self.get(key)
 
+    def clear(self) -> None:
+        """Forget every counter in the directory."""
+        self.cache.clear(retry=True)
+
     def close(self) -> None:
         """Close the SQLite connection."""
         if self._cache is not None:

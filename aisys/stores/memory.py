@@ -43,6 +43,11 @@ class MemoryStore:
             self._values[key] = (total, now + ttl_s)
             return total
 
+    def clear(self) -> None:
+        """Forget every counter."""
+        with self._lock:
+            self._values.clear()
+
     def get(self, key: str) -> int:
         """The current total."""
         with self._lock:

@@ -103,6 +103,12 @@ class RedisStore:
         """The current total."""
         return int(self._client().get(self.prefix + key) or 0)
 
+    def clear(self) -> None:
+        """Forget every counter under this store's prefix."""
+        client = self._client()
+        for key in client.scan_iter(match=self.prefix + "*"):
+            client.delete(key)
+
     async def areserve(
         self, key: str, amount: int, limit: int, ttl_s: float
     ) -> tuple[bool, int]:
