@@ -212,7 +212,7 @@ class Runtime:
             )
             from aisys.pipeline.chain import assemble
 
-            budgets = _budgets(budget, spec)
+            budgets = _budgets(budget, spec, func)
             steps = assemble(runtime=lambda: self, budgets=budgets)
             route = None
             if (
@@ -345,10 +345,21 @@ class Runtime:
         )
 
 
-def _budgets(budget: Any, spec: Spec) -> tuple[Any, ...]:
+def _budgets(budget: Any, spec: Spec, fn: Callable[..., Any]) -> tuple[Any, ...]:
     """The decorator's budgets, checked against what the function can do."""
     if budget is None:
         return ()
+    import inspect
+
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        from aisys.errors import ConfigError
+
+        msg = (
+            f"budget= cannot wrap the generator function {fn.__qualname__}: its cost is "
+            "known only once the caller has consumed it; put the budget on the call "
+            "that opens the stream (a function returning the SDK's stream works)"
+        )
+        raise ConfigError(msg, field="budget")
     budgets = tuple(budget) if isinstance(budget, list | tuple) else (budget,)
     from aisys.errors import ConfigError
     from aisys.pipeline.budget import Budget

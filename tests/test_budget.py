@@ -474,3 +474,12 @@ def test_scripted_transport_budget_stream(cache_dir: Path) -> None:
     label = budget.window(__import__("time").time())[0]
     settled = Decimal(store.get(f"{budget.name}|*|{label}")) / Decimal(10**9)
     assert settled == stream.response.cost.usd
+
+
+def test_budget_on_a_generator_function_is_refused() -> None:
+    """A silent no-op would be worse than a clear error."""
+    with pytest.raises(aisys.ConfigError, match="generator"):
+
+        @aisys.traced_llm(budget=aisys.Budget(1))
+        def stream(question: str) -> Iterator[str]:
+            yield question

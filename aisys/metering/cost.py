@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aisys.errors import AisysWarning
 from aisys.metering.prices import (
+    _FEMTO,
     Price,
     enable_price_updates,
     find_price,
@@ -49,25 +50,57 @@ _USAGE_FIELDS = (
 class CallCost:
     """A call's cost as metering found it: `aisys.Cost`'s fields, without pydantic.
 
-    Made on every metered call, so it stays a plain slotted object; `to_cost` gives the
-    public model when a response needs one.
+    Made on every metered call, so it stays cheap: amounts are kept as exact integer
+    femto-USD (1e-15) when the price allows, and turned into `Decimal` only when read;
+    `to_cost` gives the public model when a response needs one.
     """
 
-    __slots__ = ("input_usd", "output_usd", "price_table", "status", "usd")
+    __slots__ = ("_femto", "_in", "_out", "price_table", "status")
 
     def __init__(
         self,
-        usd: Decimal | None = None,
+        usd_in: Decimal | int | None = None,
+        usd_out: Decimal | int | None = None,
         status: str = "unknown",
         price_table: str | None = None,
-        input_usd: Decimal | None = None,
-        output_usd: Decimal | None = None,
+        *,
+        femto: bool = False,
     ) -> None:
-        self.usd = usd
+        self._in = usd_in
+        self._out = usd_out
+        self._femto = femto
         self.status = status
         self.price_table = price_table
-        self.input_usd = input_usd
-        self.output_usd = output_usd
+
+    def _usd(self, value: Decimal | int | None) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(value) / _FEMTO if self._femto else Decimal(value)
+
+    @property
+    def input_usd(self) -> Decimal | None:
+        """USD for input tokens (cache reads and writes included)."""
+        return self._usd(self._in)
+
+    @property
+    def output_usd(self) -> Decimal | None:
+        """USD for output tokens (reasoning included)."""
+        return self._usd(self._out)
+
+    @property
+    def usd(self) -> Decimal | None:
+        """USD in all; ``None`` when the price is unknown."""
+        if self._in is None or self._out is None:
+            return None
+        return self._usd(self._in + self._out)
+
+    @property
+    def usd_float(self) -> float | None:
+        """`usd` as a float, for span attributes and metrics."""
+        if self._in is None or self._out is None:
+            return None
+        total = self._in + self._out
+        return int(total) / 1e15 if self._femto else float(total)
 
     def to_cost(self) -> Cost:
         """The public, validated `aisys.Cost`."""
@@ -203,14 +236,18 @@ def meter(call: Call, settings: Any = None) -> None:
             _warn_unknown(call.provider, model or "(no model)")
             call.cost = _UNKNOWN
             return
-        usd_in, usd_out = price_usage(price, usage) or (Decimal(0), Decimal(0))
-        call.cost = CallCost(
-            usd_in + usd_out,
-            "estimated" if call.estimated else "priced",
-            price.table,
-            usd_in,
-            usd_out,
+        status = "estimated" if call.estimated else "priced"
+        femto = price.femto_parts(
+            usage.get("input_tokens", 0),
+            usage.get("output_tokens", 0),
+            usage.get("cache_read_input_tokens", 0),
+            usage.get("cache_write_input_tokens", 0),
         )
+        if femto is not None:
+            call.cost = CallCost(*femto, status, price.table, femto=True)
+        else:
+            usd_in, usd_out = price_usage(price, usage) or (Decimal(0), Decimal(0))
+            call.cost = CallCost(usd_in, usd_out, status, price.table)
         return
     parts: list[tuple[str | None, str | None, str | None, dict[str, int], Any]] = []
     if call.usage and call.kind == "llm" and call.error is None:
@@ -247,9 +284,8 @@ def meter(call: Call, settings: Any = None) -> None:
         call.cost = _UNKNOWN
         return
     call.cost = CallCost(
-        usd=usd_in + usd_out,
-        status="estimated" if call.estimated else "priced",
-        price_table=tables.pop() if len(tables) == 1 else ", ".join(sorted(tables)),
-        input_usd=usd_in,
-        output_usd=usd_out,
+        usd_in,
+        usd_out,
+        "estimated" if call.estimated else "priced",
+        tables.pop() if len(tables) == 1 else ", ".join(sorted(tables)),
     )

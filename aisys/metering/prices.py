@@ -94,6 +94,24 @@ class Price:
         if all(value is not None for value in femto):
             object.__setattr__(self, "_flat", tuple(femto))
 
+    def femto_parts(
+        self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
+    ) -> tuple[int, int] | None:
+        """(input, output) in exact integer femto-USD.
+
+        ``None`` for tiered prices, or prices past nine decimals: use `parts`.
+        """
+        flat = self._flat
+        if flat is None:
+            return None
+        read = min(cache_read, input_tokens)
+        write = min(cache_write, input_tokens - read)
+        fresh = input_tokens - read - write
+        return (
+            fresh * flat[0] + read * flat[2] + write * flat[3],
+            output_tokens * flat[1],
+        )
+
     def parts(
         self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
     ) -> tuple[Decimal, Decimal]:
@@ -102,15 +120,12 @@ class Price:
         Exact: integer femto-USD arithmetic (one Decimal conversion at the end) when
         the prices allow it, which they do for every price with up to nine decimals.
         """
+        femto = self.femto_parts(input_tokens, output_tokens, cache_read, cache_write)
+        if femto is not None:
+            return Decimal(femto[0]) / _FEMTO, Decimal(femto[1]) / _FEMTO
         read = min(cache_read, input_tokens)
         write = min(cache_write, input_tokens - read)
         fresh = input_tokens - read - write
-        if not self.input.tiers and self._flat is not None:
-            f_in, f_out, f_read, f_write = self._flat
-            return (
-                Decimal(fresh * f_in + read * f_read + write * f_write) / _FEMTO,
-                Decimal(output_tokens * f_out) / _FEMTO,
-            )
         rate_in = self.input.per_token(input_tokens)
         usd_in = fresh * rate_in
         usd_in += read * (self.cache_read or self.input).per_token(input_tokens)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from aisys.errors import ConfigError
 
-__all__ = ["Store", "StoreOp", "open_store", "reset_memory_stores"]
+__all__ = ["LocalStore", "Store", "StoreOp", "open_store", "reset_memory_stores"]
 
 
 class Store(Protocol):
@@ -47,6 +47,42 @@ class Store(Protocol):
 
     def clear(self) -> None:
         """Forget every counter (tests)."""
+
+
+class LocalStore:
+    """The awaitable twins of a local store: its blocking body, run in place.
+
+    A lock held for microseconds (memory) or a local SQLite transaction (diskcache)
+    costs less than a hop to a thread and back.
+    """
+
+    def reserve(
+        self, key: str, amount: int, limit: int, ttl_s: float
+    ) -> tuple[bool, int]:
+        """Provided by the store."""
+        raise NotImplementedError
+
+    def add(self, key: str, amount: int, ttl_s: float) -> int:
+        """Provided by the store."""
+        raise NotImplementedError
+
+    def get(self, key: str) -> int:
+        """Provided by the store."""
+        raise NotImplementedError
+
+    async def areserve(
+        self, key: str, amount: int, limit: int, ttl_s: float
+    ) -> tuple[bool, int]:
+        """`reserve`, run in place."""
+        return self.reserve(key, amount, limit, ttl_s)
+
+    async def aadd(self, key: str, amount: int, ttl_s: float) -> int:
+        """`add`, run in place."""
+        return self.add(key, amount, ttl_s)
+
+    async def aget(self, key: str) -> int:
+        """`get`, run in place."""
+        return self.get(key)
 
 
 class StoreOp:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aisys.stores.base import LocalStore
+
 __all__ = ["DiskStore"]
 
 
-class DiskStore:
+class DiskStore(LocalStore):
     """Atomic counters with expiry in ``directory`` (created on first use)."""
 
     kind = "diskcache"
@@ -53,20 +55,6 @@ class DiskStore:
     def get(self, key: str) -> int:
         """The current total."""
         return int(self.cache.get(key, 0, retry=True))
-
-    async def areserve(
-        self, key: str, amount: int, limit: int, ttl_s: float
-    ) -> tuple[bool, int]:
-        """`reserve`: a local SQLite transaction, run in place."""
-        return self.reserve(key, amount, limit, ttl_s)
-
-    async def aadd(self, key: str, amount: int, ttl_s: float) -> int:
-        """`add`, run in place."""
-        return self.add(key, amount, ttl_s)
-
-    async def aget(self, key: str) -> int:
-        """`get`, run in place."""
-        return self.get(key)
 
     def clear(self) -> None:
         """Forget every counter in the directory."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
+from aisys.stores.base import LocalStore
+
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(LocalStore):
     """Atomic counters with expiry, for one process."""
 
     kind = "memory"
@@ -52,17 +54,3 @@ class MemoryStore:
         """The current total."""
         with self._lock:
             return self._current(key, time.monotonic())
-
-    async def areserve(
-        self, key: str, amount: int, limit: int, ttl_s: float
-    ) -> tuple[bool, int]:
-        """`reserve` (a lock held for microseconds: no need to leave the loop)."""
-        return self.reserve(key, amount, limit, ttl_s)
-
-    async def aadd(self, key: str, amount: int, ttl_s: float) -> int:
-        """`add`."""
-        return self.add(key, amount, ttl_s)
-
-    async def aget(self, key: str) -> int:
-        """`get`."""
-        return self.get(key)

@@ -131,16 +131,15 @@ class Instruments:
         if call.attempts:
             self._record_route(call, ok_attrs)
         cost = call.cost
-        if cost is not None and cost.usd is not None:
+        usd = cost.usd_float if cost is not None else None
+        if usd is not None:
             cost_attrs = attrs
             prompt = call.attributes.get(A.AISYS_PROMPT_NAME)
             if prompt is not None:
                 cost_attrs = {**attrs, A.AISYS_PROMPT_NAME: prompt}
-            self.cost.add(float(cost.usd), cost_attrs)
+            self.cost.add(usd, cost_attrs)
             if call.budget is not None:
-                self.budget_spent.add(
-                    float(cost.usd), {A.AISYS_BUDGET_NAME: call.budget["name"]}
-                )
+                self.budget_spent.add(usd, {A.AISYS_BUDGET_NAME: call.budget["name"]})
         inference = call.kind == "llm" and call.operation != "embeddings"
         if self.latest and inference:
             self.inference_duration.record(duration_s, attrs)

@@ -147,10 +147,9 @@ def attempt_attributes(call: Call, attempt: Any) -> dict[str, Any]:
 def _cost_attributes(attrs: dict[str, Any], cost: Any) -> None:
     """Cost in USD (a float: OTel has no decimal); none at all when unknown, never 0."""
     attrs[A.AISYS_COST_STATUS] = cost.status
-    if cost.usd is not None:
-        attrs[A.AISYS_COST_USD] = float(cost.usd)
-        attrs[A.AISYS_COST_INPUT_USD] = float(cost.input_usd)
-        attrs[A.AISYS_COST_OUTPUT_USD] = float(cost.output_usd)
+    usd = cost.usd_float
+    if usd is not None:  # the input/output split stays on `ChatResponse.cost`
+        attrs[A.AISYS_COST_USD] = usd
     if cost.price_table:
         attrs[A.AISYS_PRICE_TABLE] = cost.price_table
 
