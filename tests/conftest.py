@@ -84,6 +84,20 @@ def fixture_seen() -> Iterator[Captured]:
         yield captured
 
 
+def need_redis_server() -> str:
+    """The redis-server binary; skip without it, except under CI, where it fails."""
+    import os
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed (make test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
 def _free_port() -> int:
     import socket
 
@@ -99,19 +113,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     `make test` installs redis-server when missing. Without it the Redis tests skip,
     except under CI (``CI`` set), where a missing Redis is a failure.
     """
-    import os
-    import shutil
     import subprocess
     import time
 
     import redis
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server is not installed (make test installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = need_redis_server()
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(

@@ -228,15 +228,12 @@ def _try(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def test_redis_stopped_mid_run(server: WireServer, tmp_path: Path) -> None:
     """A store that cannot be reached refuses the call (fail) or lets it through (allow)."""
-    import shutil
+    from tests.conftest import _free_port, need_redis_server
 
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (make test installs it)")
-    from tests.conftest import _free_port
-
+    binary = need_redis_server()
     port = _free_port()
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
