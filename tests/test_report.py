@@ -50,7 +50,8 @@ def _answer(prompt: int, completion: int, model: str) -> Fault:
 
 @pytest.fixture(name="traces")
 def fixture_traces(tmp_path: Path) -> Path:
-    """Known calls: 3 cheap (one retried), 2 dear (one failing), 1 unpriced, by 2 users."""
+    """Known calls: 3 cheap (one retried), 2 dear (one failing), 1 unpriced, 1 cheap
+    answered by its dear fallback; users ann, bob and cy."""
     path = tmp_path / "traces.jsonl"
     aisys.configure(exporters=["jsonl"], jsonl_path=path)
     cheap = ScriptedTransport(
@@ -76,6 +77,20 @@ def fixture_traces(tmp_path: Path) -> Path:
                 llm_dear.chat("e")
             with pytest.warns(aisys.AisysWarning):
                 unpriced.chat("f")
+        backup = aisys.LLM(
+            "openai:dear",
+            transport=ScriptedTransport([_answer(10, 10, "dear")]),
+            api_key="k",
+        )
+        failing = aisys.LLM(
+            "openai:cheap",
+            transport=ScriptedTransport([Fault(503)]),
+            api_key="k",
+            retry=None,
+            fallbacks=[backup],
+        )
+        with aisys.trace("t", user_id="cy"):
+            failing.chat("g")  # the primary fails, the fallback answers
     aisys.flush()
     aisys.shutdown()
     return path
@@ -94,11 +109,12 @@ def _json(*args: str) -> list[dict[str, Any]]:
 
 def test_report_by_model_equals_a_hand_summary(traces: Path) -> None:
     rows = {row["group"]: row for row in _json(str(traces))}
-    cheap = rows["cheap"]
-    assert (cheap["calls"], cheap["errors"], cheap["retries"]) == (3, 0, 1)
-    assert (cheap["input_tokens"], cheap["output_tokens"]) == (6000, 1500)
-    # (6000 * $1 + 1500 * $2) / 1e6
-    assert cheap["cost_usd"] == pytest.approx(0.009)
+    cheap = rows["cheap"]  # grouped by the model asked for
+    assert (cheap["calls"], cheap["errors"], cheap["retries"]) == (4, 0, 1)
+    assert cheap["fallbacks"] == 1
+    assert (cheap["input_tokens"], cheap["output_tokens"]) == (6010, 1510)
+    # (6000 * $1 + 1500 * $2) / 1e6, plus the fallback's (10 * $10 + 10 * $20) / 1e6
+    assert cheap["cost_usd"] == pytest.approx(0.009 + 0.0003)
     assert cheap["unpriced_calls"] == 0
     dear = rows["dear"]
     assert (dear["calls"], dear["errors"]) == (2, 1)
@@ -129,7 +145,7 @@ def test_report_by_user(traces: Path) -> None:
 def test_since_and_day(traces: Path) -> None:
     assert _json(str(traces), "--since", "1h")
     (day,) = _json(str(traces), "--group-by", "day")
-    assert day["calls"] == 6
+    assert day["calls"] == 7
     assert len(day["group"]) == len("2026-12-02")
 
 
@@ -141,7 +157,7 @@ def test_csv_and_table(traces: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["report", str(traces)]) == 0
     table = capsys.readouterr().out
     assert "cheap" in table
-    assert "$0.009000" in table
+    assert "$0.009300" in table
     assert "no known price" in table
 
 

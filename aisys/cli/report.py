@@ -67,8 +67,10 @@ class Row:
         """Count one logical call."""
         self.calls += 1
         self.errors += failed
-        self.retries += max(0, int(attrs.get("aisys.retry.attempts", 1)) - 1)
-        self.fallbacks += int(attrs.get("aisys.fallback.index", 0) or 0) > 0
+        moved = int(attrs.get("aisys.fallback.index", 0) or 0)
+        requests = int(attrs.get("aisys.retry.attempts", 1) or 1)
+        self.retries += max(0, requests - 1 - moved)  # repeats on the same target
+        self.fallbacks += moved > 0
         self.cache_hits += attrs.get("aisys.cache.hit") is True
         self.input_tokens += int(attrs.get("gen_ai.usage.input_tokens", 0) or 0)
         self.output_tokens += int(attrs.get("gen_ai.usage.output_tokens", 0) or 0)
