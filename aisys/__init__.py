@@ -43,6 +43,7 @@ if _typing.TYPE_CHECKING:
     from aisys.metering.prices import register_price
     from aisys.metering.tokens import count_tokens
     from aisys.pipeline.budget import Budget, BudgetStoreError
+    from aisys.pipeline.cache import Cache
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
     from aisys.settings import Settings
@@ -68,6 +69,7 @@ __all__ = [
     "Budget",
     "BudgetExceededError",
     "BudgetStoreError",
+    "Cache",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -139,6 +141,7 @@ _LAZY = {
     "register_price": "aisys.metering.prices",
     "Budget": "aisys.pipeline.budget",
     "BudgetStoreError": "aisys.pipeline.budget",
+    "Cache": "aisys.pipeline.cache",
 }
 
 

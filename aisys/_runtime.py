@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from aisys.pipeline.budget import Budget
+    from aisys.pipeline.cache import Cache
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
     from aisys.settings import Settings
@@ -167,6 +168,7 @@ class Runtime:
         deadline: float | None = None,
         circuit: CircuitBreaker | Default | None = DEFAULT,
         budget: Budget | Sequence[Budget] | None = None,
+        cache: Cache | None = None,
     ) -> Callable[[F], F]: ...
     def traced_llm(
         self,
@@ -182,6 +184,7 @@ class Runtime:
         deadline: float | None = None,
         circuit: CircuitBreaker | Default | None = DEFAULT,
         budget: Budget | Sequence[Budget] | None = None,
+        cache: Cache | None = None,
     ) -> F | Callable[[F], F]:
         """Trace a function that calls a model; it returns exactly what it returned.
 
@@ -196,7 +199,9 @@ class Runtime:
         Each function gets a circuit breaker (``circuit=aisys.CircuitBreaker(...)``
         for other thresholds, ``circuit=None`` for none). ``budget=aisys.Budget(...)``
         (or a list) is checked before each call, as for `aisys.LLM`; a budget that
-        downgrades needs a ``model`` parameter to change.
+        downgrades needs a ``model`` parameter to change. ``cache=aisys.Cache(...)``
+        answers repeated calls with the same arguments from the cache, without calling
+        the function (its result must be JSON or a pydantic model, e.g. an SDK response).
 
         Added in 0.1.
         """
@@ -213,7 +218,8 @@ class Runtime:
             from aisys.pipeline.chain import assemble
 
             budgets = _budgets(budget, spec, func)
-            steps = assemble(runtime=lambda: self, budgets=budgets)
+            _check_cache(cache, func)
+            steps = assemble(runtime=lambda: self, budgets=budgets, cache=cache)
             route = None
             if (
                 retry is not None
@@ -343,6 +349,26 @@ class Runtime:
             tags=tuple(tags),
             metadata=metadata,
         )
+
+
+def _check_cache(cache: Any, fn: Callable[..., Any]) -> None:
+    """A decorator's cache must be a `Cache`, on a function that returns its answer."""
+    if cache is None:
+        return
+    import inspect
+
+    from aisys.errors import ConfigError
+    from aisys.pipeline.cache import Cache
+
+    if not isinstance(cache, Cache):
+        msg = f"cache must be an aisys.Cache(...) or None, got {cache!r}"
+        raise ConfigError(msg, field="cache")
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        msg = (
+            f"cache= cannot wrap the generator function {fn.__qualname__}; cache the "
+            "call that makes the whole answer, or use aisys.LLM(cache=...).stream()"
+        )
+        raise ConfigError(msg, field="cache")
 
 
 def _budgets(budget: Any, spec: Spec, fn: Callable[..., Any]) -> tuple[Any, ...]:

@@ -27,6 +27,10 @@ class Call:
         "attempts",
         "attributes",
         "budget",
+        "cache_backend",
+        "cache_hit",
+        "cache_result",
+        "cache_saved_usd",
         "closed_early",
         "cost",
         "data_source",
@@ -47,6 +51,7 @@ class Call:
         "query",
         "request_model",
         "request_params",
+        "response",
         "response_id",
         "response_model",
         "scope",
@@ -55,6 +60,7 @@ class Call:
         "server_port",
         "started_as",
         "stream_chunks",
+        "stream_texts",
         "target",
         "tool_name",
         "top_k",
@@ -123,6 +129,16 @@ class Call:
         self.budget: dict[str, Any] | None = None
         """What the budget step decided: ``name``, ``limit_usd``, ``spent_usd``,
         ``exceeded``, ``downgraded_to``."""
+        self.response: Any = None
+        """The answer as the caller got it (for steps that store it); never exported."""
+        self.stream_texts: list[str] | None = None
+        """The texts of a streamed answer's chunks, in order (to replay them)."""
+        self.cache_hit = False
+        self.cache_result: str | None = None
+        """``hit``, ``miss`` or ``error`` when a cache was consulted."""
+        self.cache_backend: str | None = None
+        self.cache_saved_usd: float | None = None
+        """What a hit would have cost (``None`` when the price is unknown)."""
         self.finishers: list[Any] = []
         """Flows steps left to run once the call's outcome and cost are known."""
 

@@ -346,6 +346,7 @@ def _conclude(
             return stream, True
     spec.observe(call, result, args, kwargs, tel.capture)
     if spec.kind == "llm":
+        call.response = result
         meter(call, tel.settings)
     return result, False
 

@@ -209,11 +209,46 @@ class LLMRequest:
     The LLM brings its fallbacks; a budget's downgrade swaps it for a cheaper one.
     """
 
-    __slots__ = ("llm", "payload")
+    __slots__ = ("llm", "payload", "use_cache")
 
-    def __init__(self, llm: LLM, payload: Any) -> None:
+    def __init__(self, llm: LLM, payload: Any, *, use_cache: bool = True) -> None:
         self.llm = llm
         self.payload = payload
+        self.use_cache = use_cache
+
+    @property
+    def shares_flights(self) -> bool:
+        """Chat and embeddings share an in-flight answer; streams do not."""
+        return not (isinstance(self.payload, ChatRequest) and self.payload.stream)
+
+    def cache_material(self) -> dict[str, Any]:
+        """Provider, model, endpoint and the whole request, but not ``stream``."""
+        target = self.llm.target
+        material: dict[str, Any] = {
+            "provider": target.provider,
+            "model": target.model,
+            "endpoint": target.base_url,
+        }
+        payload = self.payload
+        if isinstance(payload, ChatRequest):
+            material["messages"] = payload.messages
+            material["params"] = payload.params
+            material["extra"] = payload.extra
+        else:
+            texts, extra = payload
+            material["embed"] = texts
+            material["extra"] = dict(extra)
+        return material
+
+    def from_cache(self, value: Any, chunks: list[str] | None) -> Any:
+        """A stored answer, marked as cached (streams replay it: see `ChatStream`)."""
+        if isinstance(value, ChatResponse):
+            return _Hit(value.model_copy(update={"cached": True}), chunks)
+        return value
+
+    def wait_limit(self) -> float:
+        """The deadline, or the request timeout."""
+        return self.llm.deadline or self.llm.target.timeout
 
     def priced_as(self) -> tuple[str | None, str | None, str | None]:
         """Provider, model and endpoint of the LLM asked first."""
@@ -223,7 +258,17 @@ class LLMRequest:
     def retarget(self, model: str | LLM) -> LLMRequest:
         """The same request to another model (a budget's downgrade)."""
         llm = model if isinstance(model, LLM) else self.llm.sibling(model)
-        return LLMRequest(llm, self.payload)
+        return LLMRequest(llm, self.payload, use_cache=self.use_cache)
+
+
+class _Hit:
+    """A cached chat answer travelling back up the chain (with its stream chunks)."""
+
+    __slots__ = ("chunks", "response")
+
+    def __init__(self, response: ChatResponse, chunks: list[str] | None) -> None:
+        self.response = response
+        self.chunks = chunks
 
 
 # -- the LLM ----------------------------------------------------------------------------
@@ -252,6 +297,8 @@ class LLM:
             fallbacks); default: the settings' ``circuit_*``; ``None``: no breaker.
         budget: An `aisys.Budget` or a list of them, checked before any request
             leaves the process (see docs/cost.md).
+        cache: An `aisys.Cache` answering identical requests from a store (see
+            docs/caching.md); ``llm.chat(..., cache=False)`` bypasses it for one call.
         transport: An ``httpx2`` transport to use instead of the network (tests, e.g.
             `aisys.testing.ScriptedTransport`).
         runtime: The aisys runtime whose telemetry, clock and breakers settings apply.
@@ -273,6 +320,7 @@ class LLM:
         fallback_on: Callable[[BaseException], bool] | None = None,
         circuit: CircuitBreaker | Default | None = DEFAULT,
         budget: Any = None,
+        cache: Any = None,
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
@@ -311,7 +359,16 @@ class LLM:
         self._transport = transport
         self._runtime = runtime
         self.budgets: tuple[Any, ...] = _listed(budget, "budget")
-        self._steps = assemble(runtime=lambda: self.runtime, budgets=self.budgets)
+        if cache is not None:
+            from aisys.pipeline.cache import Cache
+
+            if not isinstance(cache, Cache):
+                msg = f"cache must be an aisys.Cache(...) or None, got {cache!r}"
+                raise ConfigError(msg, field="cache")
+        self.cache = cache
+        self._steps = assemble(
+            runtime=lambda: self.runtime, budgets=self.budgets, cache=cache
+        )
         self._siblings: dict[str, LLM] = {}
         self._client: httpx2.Client | None = None
         self._aclient: httpx2.AsyncClient | None = None
@@ -443,20 +500,27 @@ class LLM:
         ``messages`` is a string, OpenAI-style dicts, or `aisys.Message` objects.
         ``params``: ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed``,
         ``tools``, ``tool_choice``, ``response_format``, and ``extra={…}`` sent as is.
+        ``cache=False`` bypasses this LLM's cache for the call.
         """
+        use_cache = _use_cache(params)
         request = self._request(messages, params, stream=False)
         with self._observe("chat", request) as (call, route):
             response: ChatResponse = drive(
-                self._call_flow(call, route, _chat_attempt, request, self.finished)
+                self._call_flow(
+                    call, route, _chat_attempt, request, self.finished, use_cache
+                )
             )
             return response
 
     async def achat(self, messages: Any, **params: Any) -> ChatResponse:
         """The async twin of `chat`."""
+        use_cache = _use_cache(params)
         request = self._request(messages, params, stream=False)
         with self._observe("chat", request) as (call, route):
             response: ChatResponse = await adrive(
-                self._call_flow(call, route, _chat_attempt, request, self.finished)
+                self._call_flow(
+                    call, route, _chat_attempt, request, self.finished, use_cache
+                )
             )
             return response
 
@@ -469,36 +533,48 @@ class LLM:
         """
         from aisys.streams import ChatStream
 
-        return ChatStream(self, self._request(messages, params, stream=True))
+        use_cache = _use_cache(params)
+        request = self._request(messages, params, stream=True)
+        return ChatStream(self, request, use_cache=use_cache)
 
     def astream(self, messages: Any, **params: Any) -> AsyncChatStream:
         """The async twin of `stream`: use with ``async for`` / ``async with``, not await."""
         from aisys.streams import AsyncChatStream
 
-        return AsyncChatStream(self, self._request(messages, params, stream=True))
+        use_cache = _use_cache(params)
+        request = self._request(messages, params, stream=True)
+        return AsyncChatStream(self, request, use_cache=use_cache)
 
     def embed(
-        self, texts: Sequence[str], *, extra: Mapping[str, Any] | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        extra: Mapping[str, Any] | None = None,
+        cache: bool = True,
     ) -> EmbeddingResponse:
-        """Vectors for ``texts``, in order."""
+        """Vectors for ``texts``, in order (``cache=False`` bypasses the cache)."""
         request = _embed_request(texts, extra)
         with self._observe("embeddings", None, request[0]) as (call, route):
             vectors: EmbeddingResponse = drive(
                 self._call_flow(
-                    call, route, _embed_attempt, request, self._finished_embed
+                    call, route, _embed_attempt, request, self._finished_embed, cache
                 )
             )
             return vectors
 
     async def aembed(
-        self, texts: Sequence[str], *, extra: Mapping[str, Any] | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        extra: Mapping[str, Any] | None = None,
+        cache: bool = True,
     ) -> EmbeddingResponse:
         """The async twin of `embed`."""
         request = _embed_request(texts, extra)
         with self._observe("embeddings", None, request[0]) as (call, route):
             vectors: EmbeddingResponse = await adrive(
                 self._call_flow(
-                    call, route, _embed_attempt, request, self._finished_embed
+                    call, route, _embed_attempt, request, self._finished_embed, cache
                 )
             )
             return vectors
@@ -531,10 +607,13 @@ class LLM:
         attempt: Callable[[LLM, Any, float | None], Flow[Any]],
         payload: Any,
         finished: Callable[..., Any],
+        use_cache: bool = True,
     ) -> Flow[Any]:
         """The whole call: the chain, then metering and what steps left to finish."""
         try:
-            result = yield from self.chain_flow(call, route, attempt, payload)
+            result = yield from self.chain_flow(
+                call, route, attempt, payload, use_cache
+            )
         except GeneratorExit:
             raise  # cancelled while suspended: nothing may be yielded any more
         except BaseException as exc:
@@ -553,13 +632,16 @@ class LLM:
         route: Route,
         attempt: Callable[[LLM, Any, float | None], Flow[T]],
         payload: Any,
+        use_cache: bool = True,
     ) -> Flow[T]:
         """The configured steps, ending in the route over this LLM and its fallbacks."""
 
         def last(request: LLMRequest) -> Flow[T]:
             return request.llm._route_flow(route, attempt, request.payload)
 
-        flow: Flow[T] = run(call, self._steps, last, LLMRequest(self, payload))
+        flow: Flow[T] = run(
+            call, self._steps, last, LLMRequest(self, payload, use_cache=use_cache)
+        )
         return flow
 
     def _new_route(self) -> Route:
@@ -647,15 +729,22 @@ class LLM:
         return tel, call, span, time.perf_counter()
 
     def finished(
-        self, call: Call, route: Route, request: ChatRequest, response: ChatResponse
+        self,
+        call: Call,
+        route: Route,
+        request: ChatRequest,
+        response: ChatResponse | _Hit,
     ) -> ChatResponse:
         """The answer as the caller gets it: metered, with the route's facts on it.
 
         Usage the provider did not report is counted; attempts, fallback index and
         cost are set.
         """
+        if isinstance(response, _Hit):
+            response = response.response
         if response.usage.estimated:
             response = estimate(response, request)
+        call.response = response
         call.provider = response.provider or call.provider
         read_result(call, response)
         record_route(call, route)
@@ -675,6 +764,7 @@ class LLM:
         call.provider = response.provider or call.provider
         call.set_usage(input_tokens=response.usage.input_tokens)
         call.estimated = response.usage.estimated
+        call.response = response
         record_route(call, route)
         meter(call, self.runtime.settings)
         return response.model_copy(
@@ -743,6 +833,15 @@ def _embed_attempt(
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def _use_cache(params: dict[str, Any]) -> bool:
+    """Take the per-call ``cache=`` flag out of the chat parameters."""
+    use = params.pop("cache", True)
+    if not isinstance(use, bool):
+        msg = f"cache= takes True or False for one call, got {use!r}"
+        raise TypeError(msg)
+    return use
 
 
 def _listed(value: Any, name: str) -> tuple[Any, ...]:

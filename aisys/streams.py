@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aisys.errors import ProviderConnectionError, ProviderError
 from aisys.llm import Opened, estimate, stream_attempt
@@ -35,9 +35,15 @@ __all__ = ["AsyncChatStream", "ChatStream"]
 class _StreamCore:
     """What both stream flavours share: chunks in order, first-chunk time, one ending."""
 
-    def __init__(self, llm: LLM, request: ChatRequest) -> None:
+    def __init__(
+        self, llm: LLM, request: ChatRequest, *, use_cache: bool = True
+    ) -> None:
         self._llm = llm
         self._request = request
+        self._use_cache = use_cache
+        self._texts: list[str] = []
+        self._replay: ChatResponse | None = None
+        """A cached answer being replayed (no stream was opened)."""
         self._opened: Opened | None = None
         self._pending: list[ChatChunk] = []
         self._delivered = 0
@@ -62,13 +68,28 @@ class _StreamCore:
         )
         return tel, span, route
 
-    def _flow(self, route: Route) -> Flow[Opened]:
+    def _flow(self, route: Route) -> Flow[Any]:
         assert self._call is not None  # noqa: S101 - set by _begin
-        return self._llm.chain_flow(self._call, route, stream_attempt, self._request)
+        return self._llm.chain_flow(
+            self._call, route, stream_attempt, self._request, self._use_cache
+        )
 
-    def _accept(self, opened: Opened) -> None:
-        self._opened = opened
-        self._take(opened.chunks)
+    def _accept(self, opened: Any) -> None:
+        if isinstance(opened, Opened):
+            self._opened = opened
+            self._take(opened.chunks)
+            return
+        # A cache hit: replay the stored answer as chunks of the usual shape.
+        assert self._call is not None  # noqa: S101 - set by _begin
+        assert self._route is not None  # noqa: S101 - set by _begin
+        hit: ChatResponse = opened.response
+        texts = opened.chunks or ([hit.text] if hit.text else [])
+        chunks = [ChatChunk(text=text) for text in texts]
+        chunks.append(ChatChunk(finish_reason=hit.finish_reason))
+        self._replay = self._llm.finished(
+            self._call, self._route, self._request, opened
+        )
+        self._take(chunks)
 
     def _take(self, chunks: list[ChatChunk]) -> None:
         call = self._call
@@ -82,7 +103,17 @@ class _StreamCore:
 
     def _next_chunk(self) -> ChatChunk:
         self._delivered += 1
-        return self._pending.pop(0)
+        chunk = self._pending.pop(0)
+        if chunk.text:
+            self._texts.append(chunk.text)
+        return chunk
+
+    def _replayed(self) -> bool:
+        """Whether a replayed answer has run out (then the call is done)."""
+        if self._replay is None or self._pending:
+            return False
+        self.response = self._replay
+        return True
 
     @property
     def _provider(self) -> str:
@@ -153,6 +184,7 @@ class _StreamCore:
         call.error = error
         call.closed_early = early
         call.stream_chunks = self._delivered
+        call.stream_texts = self._texts
         if self.response is not None:
             return True  # `LLM.finished` read and metered it
         if self._opened is not None:
@@ -197,10 +229,15 @@ class ChatStream(_StreamCore):
         return self
 
     def __next__(self) -> ChatChunk:
-        if self._opened is None:
+        if self._opened is None and self._replay is None:
             if self._finished:
                 raise StopIteration
             self._open()
+        if self._replay is not None:
+            if self._replayed():
+                self._finish(None)
+                raise StopIteration
+            return self._next_chunk()
         assert self._opened is not None  # noqa: S101 - set by _open
         while not self._pending:
             if self._finished:
@@ -234,7 +271,7 @@ class ChatStream(_StreamCore):
         self._finish(None, early=True)
 
     def __enter__(self) -> ChatStream:
-        if self._opened is None and not self._finished:
+        if self._opened is None and self._replay is None and not self._finished:
             self._open()
         return self
 
@@ -268,10 +305,15 @@ class AsyncChatStream(_StreamCore):
         return self
 
     async def __anext__(self) -> ChatChunk:
-        if self._opened is None:
+        if self._opened is None and self._replay is None:
             if self._finished:
                 raise StopAsyncIteration
             await self._open()
+        if self._replay is not None:
+            if self._replayed():
+                await self._afinish(None)
+                raise StopAsyncIteration
+            return self._next_chunk()
         assert self._opened is not None  # noqa: S101 - set by _open
         while not self._pending:
             if self._finished:
@@ -305,7 +347,7 @@ class AsyncChatStream(_StreamCore):
         await self._afinish(None, early=True)
 
     async def __aenter__(self) -> AsyncChatStream:
-        if self._opened is None and not self._finished:
+        if self._opened is None and self._replay is None and not self._finished:
             await self._open()
         return self
 

@@ -217,6 +217,16 @@ def use_settings(settings: Any) -> None:
 
 
 def meter(call: Call, settings: Any = None) -> None:
+    """Price the call (see `_meter`); a cache hit spends nothing and saves its price."""
+    _meter(call, settings)
+    if call.cache_hit:
+        cost = call.cost
+        call.cache_saved_usd = cost.usd_float if cost is not None else None
+        table = cost.price_table if cost is not None else None
+        call.cost = CallCost(0, 0, "priced", table, femto=True)
+
+
+def _meter(call: Call, settings: Any = None) -> None:
     """Price the call: its answer, plus what failed attempts were billed.
 
     Sets ``call.cost`` (a `CallCost`; ``None`` when nothing was billed) and each billed

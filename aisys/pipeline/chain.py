@@ -35,6 +35,20 @@ class Request(Protocol):
     def priced_as(self) -> tuple[str | None, str | None, str | None]:
         """Provider, model and endpoint this request would be priced at."""
 
+    use_cache: bool
+    """False when the caller asked to bypass the cache for this call."""
+    shares_flights: bool
+    """Whether identical concurrent misses may share one answer (not for streams)."""
+
+    def cache_material(self) -> Any:
+        """What the cache key covers (JSON-able); TypeError if it cannot be."""
+
+    def from_cache(self, value: Any, chunks: list[str] | None) -> Any:
+        """A stored answer in the shape the rest of the call expects."""
+
+    def wait_limit(self) -> float:
+        """Seconds a single-flight follower waits for its leader at most."""
+
     def retarget(self, model: Any) -> Request:
         """The same request aimed at another model (a budget's downgrade).
 
@@ -43,7 +57,7 @@ class Request(Protocol):
 
 
 def assemble(
-    *, runtime: Callable[[], Any], budgets: Sequence[Any] = ()
+    *, runtime: Callable[[], Any], budgets: Sequence[Any] = (), cache: Any = None
 ) -> tuple[Step, ...]:
     """The steps a call was configured with, in the order of DESIGN.md's picture.
 
@@ -56,6 +70,10 @@ def assemble(
         from aisys.pipeline.budget import budget_step
 
         steps.append(budget_step(tuple(budgets), runtime))
+    if cache is not None:
+        from aisys.pipeline.cache import cache_step
+
+        steps.append(cache_step(cache, runtime))
     return tuple(steps)
 
 

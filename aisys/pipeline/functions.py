@@ -142,15 +142,50 @@ def _invoke(
 class Invocation:
     """What travels down a decorated function's chain: its arguments."""
 
-    __slots__ = ("args", "call", "kwargs", "spec")
+    __slots__ = ("args", "call", "fn", "kwargs", "spec")
+
+    use_cache = True
+    shares_flights = True
 
     def __init__(
-        self, spec: Spec, call: Call, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        spec: Spec,
+        call: Call,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fn: Callable[..., Any] | None = None,
     ) -> None:
         self.spec = spec
         self.call = call
         self.args = args
         self.kwargs = kwargs
+        self.fn = fn
+
+    def cache_material(self) -> dict[str, Any]:
+        """The function's qualified name and its bound arguments, defaults applied."""
+        fn = self.fn
+        if fn is None:  # pragma: no cover - plans always pass the function
+            msg = "no function to key on"
+            raise TypeError(msg)
+        bound = inspect.signature(fn).bind(*self.args, **self.kwargs)
+        bound.apply_defaults()
+        arguments = {
+            name: value
+            for name, value in bound.arguments.items()
+            if name not in ("self", "cls")
+        }
+        return {
+            "fn": f"{fn.__module__}.{fn.__qualname__}",
+            "args": arguments,
+        }
+
+    def from_cache(self, value: Any, chunks: list[str] | None) -> Any:
+        """The stored return value, as the function returned it."""
+        return value
+
+    def wait_limit(self) -> float:
+        """A follower waits at most a minute for the leading call."""
+        return 60.0
 
     def priced_as(self) -> tuple[str | None, str | None, str | None]:
         """Provider and model as the call knows them (no endpoint in decorator mode)."""
@@ -171,7 +206,7 @@ class Invocation:
         else:
             kwargs[key] = name
         self.call.request_model = name
-        return Invocation(self.spec, self.call, args, kwargs)
+        return Invocation(self.spec, self.call, args, kwargs, self.fn)
 
 
 class Plan:
@@ -211,7 +246,7 @@ class Plan:
             return _invoke(self.fn, invocation.args, invocation.kwargs, None)
 
         flow: Flow[Any] = run(
-            call, self.steps, last, Invocation(self.spec, call, args, kwargs)
+            call, self.steps, last, Invocation(self.spec, call, args, kwargs, self.fn)
         )
         return flow
 

@@ -46,7 +46,19 @@ class Store(Protocol):
         """The awaitable twin of `get`."""
 
     def clear(self) -> None:
-        """Forget every counter (tests)."""
+        """Forget every counter and entry (tests)."""
+
+    def get_blob(self, key: str) -> bytes | None:
+        """The bytes stored under ``key``, or ``None`` (absent or expired)."""
+
+    def set_blob(self, key: str, value: bytes, ttl_s: float | None) -> None:
+        """Store ``value`` under ``key`` (``ttl_s=None``: until evicted)."""
+
+    async def aget_blob(self, key: str) -> bytes | None:
+        """The awaitable twin of `get_blob`."""
+
+    async def aset_blob(self, key: str, value: bytes, ttl_s: float | None) -> None:
+        """The awaitable twin of `set_blob`."""
 
 
 class LocalStore:
@@ -83,6 +95,22 @@ class LocalStore:
     async def aget(self, key: str) -> int:
         """`get`, run in place."""
         return self.get(key)
+
+    def get_blob(self, key: str) -> bytes | None:
+        """Provided by the store."""
+        raise NotImplementedError
+
+    def set_blob(self, key: str, value: bytes, ttl_s: float | None) -> None:
+        """Provided by the store."""
+        raise NotImplementedError
+
+    async def aget_blob(self, key: str) -> bytes | None:
+        """`get_blob`, run in place."""
+        return self.get_blob(key)
+
+    async def aset_blob(self, key: str, value: bytes, ttl_s: float | None) -> None:
+        """`set_blob`, run in place."""
+        self.set_blob(key, value, ttl_s)
 
 
 class StoreOp:

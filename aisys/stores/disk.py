@@ -56,6 +56,15 @@ class DiskStore(LocalStore):
         """The current total."""
         return int(self.cache.get(key, 0, retry=True))
 
+    def get_blob(self, key: str) -> bytes | None:
+        """The entry under ``key`` (diskcache drops expired ones)."""
+        value = self.cache.get("blob:" + key, retry=True)
+        return value if isinstance(value, bytes) else None
+
+    def set_blob(self, key: str, value: bytes, ttl_s: float | None) -> None:
+        """Store an entry; bytes are kept as they are (diskcache never pickles bytes)."""
+        self.cache.set("blob:" + key, value, expire=ttl_s, retry=True)
+
     def clear(self) -> None:
         """Forget every counter in the directory."""
         self.cache.clear(retry=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 
 from aisys.stores.base import LocalStore
 
@@ -14,10 +15,34 @@ class MemoryStore(LocalStore):
     """Atomic counters with expiry, for one process."""
 
     kind = "memory"
+    max_entries = 4096
+    """Cache entries kept at most; the least recently used go first."""
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[int, float]] = {}
+        self._blobs: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def get_blob(self, key: str) -> bytes | None:
+        """The entry under ``key``, marked as recently used."""
+        with self._lock:
+            entry = self._blobs.get(key)
+            if entry is None:
+                return None
+            if entry[1] <= time.monotonic():
+                del self._blobs[key]
+                return None
+            self._blobs.move_to_end(key)
+            return entry[0]
+
+    def set_blob(self, key: str, value: bytes, ttl_s: float | None) -> None:
+        """Store an entry, evicting the least recently used beyond `max_entries`."""
+        expires = float("inf") if ttl_s is None else time.monotonic() + ttl_s
+        with self._lock:
+            self._blobs[key] = (value, expires)
+            self._blobs.move_to_end(key)
+            while len(self._blobs) > self.max_entries:
+                self._blobs.popitem(last=False)
 
     def _current(self, key: str, now: float) -> int:
         entry = self._values.get(key)
@@ -49,6 +74,7 @@ class MemoryStore(LocalStore):
         """Forget every counter."""
         with self._lock:
             self._values.clear()
+            self._blobs.clear()
 
     def get(self, key: str) -> int:
         """The current total."""

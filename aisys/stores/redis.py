@@ -103,6 +103,28 @@ class RedisStore:
         """The current total."""
         return int(self._client().get(self.prefix + key) or 0)
 
+    def get_blob(self, key: str) -> bytes | None:
+        """GET: one round trip."""
+        value = self._client().get(self.prefix + key)
+        return value if isinstance(value, bytes) else None
+
+    def set_blob(self, key: str, value: bytes, ttl_s: float | None) -> None:
+        """SET with PX when there is a TTL: one round trip."""
+        px = None if ttl_s is None else max(1, int(ttl_s * 1000))
+        self._client().set(self.prefix + key, value, px=px)
+
+    async def aget_blob(self, key: str) -> bytes | None:
+        """`get_blob` on the asyncio client."""
+        client, _, _ = self._aclient()
+        value = await client.get(self.prefix + key)
+        return value if isinstance(value, bytes) else None
+
+    async def aset_blob(self, key: str, value: bytes, ttl_s: float | None) -> None:
+        """`set_blob` on the asyncio client."""
+        client, _, _ = self._aclient()
+        px = None if ttl_s is None else max(1, int(ttl_s * 1000))
+        await client.set(self.prefix + key, value, px=px)
+
     def clear(self) -> None:
         """Forget every counter under this store's prefix."""
         client = self._client()

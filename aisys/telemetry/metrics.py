@@ -62,6 +62,11 @@ class Instruments:
             unit="USD",
             description="What priced calls cost (calls of unknown price are not added).",
         )
+        self.cache_requests = meter.create_counter(
+            A.METRIC_CACHE_REQUESTS,
+            unit="{request}",
+            description="Cache lookups by result: hit, miss or error.",
+        )
         self.budget_spent = meter.create_counter(
             A.METRIC_BUDGET_SPENT_USD,
             unit="USD",
@@ -130,6 +135,10 @@ class Instruments:
             self.errors.add(1, attrs)
         if call.attempts:
             self._record_route(call, ok_attrs)
+        if call.cache_result is not None:
+            self.cache_requests.add(
+                1, {**ok_attrs, A.AISYS_CACHE_RESULT: call.cache_result}
+            )
         cost = call.cost
         usd = cost.usd_float if cost is not None else None
         if usd is not None:

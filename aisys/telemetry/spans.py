@@ -111,6 +111,12 @@ def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]
         _cost_attributes(attrs, call.cost)
     if call.budget is not None:
         _budget_attributes(attrs, call.budget)
+    if call.cache_result is not None:
+        attrs[A.AISYS_CACHE_HIT] = call.cache_hit
+        if call.cache_backend:
+            attrs[A.AISYS_CACHE_BACKEND] = call.cache_backend
+        if call.cache_saved_usd is not None:
+            attrs[A.AISYS_CACHE_SAVED_USD] = call.cache_saved_usd
     if call.error is not None:
         attrs[A.ERROR_TYPE] = error_type(call.error)
     if capture:

@@ -24,6 +24,7 @@ loads its plugin in every run): the heavier parts load on first use.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -68,8 +69,8 @@ def __getattr__(name: str) -> Any:
 def reset() -> None:
     """Forget aisys's process-wide state, so one test's failures never reach the next.
 
-    Circuit breakers, memory budget stores (and memory caches as they come), and the
-    once-per-model unknown-price warnings. The pytest fixtures call it before and after
+    Circuit breakers, memory stores (budget counters and cache entries), and the
+    once-only warnings (unknown prices, cache problems). The pytest fixtures call it before and after
     each test that uses them.
 
     Added in 0.1.
@@ -81,6 +82,9 @@ def reset() -> None:
     reset_breakers()
     reset_memory_stores()
     reset_warnings()
+    cache = sys.modules.get("aisys.pipeline.cache")
+    if cache is not None:
+        cache.reset_warnings()
 
 
 class Captured:
