@@ -5,7 +5,8 @@ from a few local documents (`@aisys.traced_retrieval`) and asks a scripted model
 (`@aisys.traced_llm`), inside `aisys.trace(...)`. Part 2 lets aisys make the calls:
 `aisys.LLM("scripted:…")` goes through the real request/response/stream code over an
 in-process transport, so `chat`, `stream` and `embed` behave as they would against
-OpenAI. Part 3 shows a daily budget stopping a runaway loop before it spends. The
+OpenAI, and a repeated question is answered by the cache (no request, $0 spent). Part 3
+shows a daily budget stopping a runaway loop before it spends. The
 console exporter prints one tree per trace on stderr (with each call's cost), every
 span goes to aisys-traces.jsonl, and the demo ends with `aisys report` over that file.
 
@@ -145,18 +146,23 @@ def main() -> None:
 
     print("== Part 2: aisys.LLM makes the calls (scripted provider, no network) ==\n")
     transport = ScriptedTransport(_wire_compose)
-    with aisys.LLM("scripted:support-2", transport=transport) as llm:
+    cache = aisys.Cache("memory")
+    with aisys.LLM("scripted:support-2", transport=transport, cache=cache) as llm:
         for ticket_id, _user_id, question in questions:
             print(f"Q: {question}")
             handle_with_llm(llm, ticket_id, question)
         check = llm.chat("Is the bot up?")
         print(f"chat(): {check.text!r}, finish_reason={check.finish_reason}")
+        again = llm.chat("Is the bot up?")  # the same question: answered by the cache
+        print(f"chat() again: cached={again.cached}, cost ${again.cost.usd}")
         vectors = llm.embed(list(DOCUMENTS.values())).vectors
         print(f"embed(): {len(vectors)} vectors of {len(vectors[0])} dimensions\n")
 
     print("== Part 3: a daily budget stops a runaway loop before it spends ==\n")
     budget = aisys.Budget("0.0002", per="day", store="memory", name="demo-daily")
-    with aisys.LLM("scripted:support-2", transport=transport, budget=budget) as llm:
+    with aisys.LLM(
+        "scripted:support-2", transport=transport, budget=budget, cache=None
+    ) as llm:
         runaway_loop(llm)
     aisys.flush()
     print(f"Spans written to {settings.jsonl_path.resolve()}\n")

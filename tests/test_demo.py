@@ -29,6 +29,9 @@ def test_demo_runs_offline_and_writes_traces(tmp_path: Path) -> None:
     assert "support-2" in done.stdout.split("aisys report by model")[1]
     assert "└─ chat support-2" in done.stderr
     assert "$0.0000" in done.stderr  # cost per call in the console tree
+    assert "cache hit, saved $" in done.stderr  # a repeated question hit the cache
+    assert "chat() again: cached=True" in done.stdout
+    assert "hit rate" in done.stdout
     assert done.stderr.count("└─ answer-ticket ") == 3
     assert done.stderr.count("└─ answer-ticket-llm ") == 3
     records = [

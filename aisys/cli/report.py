@@ -196,16 +196,17 @@ def _table(rows: Sequence[Row], by: str) -> str:
         ("retries", "right"),
         ("fallbacks", "right"),
         ("cache hits", "right"),
+        ("hit rate", "right"),
         ("tokens in", "right"),
         ("tokens out", "right"),
-        ("cost (priced)", "right"),
+        ("cost", "right"),
         ("unpriced", "right"),
         ("saved", "right"),
         ("p50 ms", "right"),
         ("p95 ms", "right"),
     )
     for heading, justify in headings:
-        table.add_column(heading, justify=justify)  # type: ignore[arg-type]
+        table.add_column(heading, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for row in rows:
         data = row.as_dict()
         table.add_row(
@@ -215,6 +216,7 @@ def _table(rows: Sequence[Row], by: str) -> str:
             str(row.retries),
             str(row.fallbacks),
             str(row.cache_hits),
+            f"{row.cache_hits / row.calls:.0%}" if row.calls else "—",
             f"{row.input_tokens:,}",
             f"{row.output_tokens:,}",
             _usd(data["cost_usd"]),
@@ -224,7 +226,7 @@ def _table(rows: Sequence[Row], by: str) -> str:
             "—" if data["p95_ms"] is None else f"{data['p95_ms']:.1f}",
         )
     out = io.StringIO()
-    console = Console(file=out, width=160, color_system=None, soft_wrap=True)
+    console = Console(file=out, width=220, color_system=None, soft_wrap=True)
     console.print(table)
     unpriced = sum(row.unpriced_calls for row in rows)
     if unpriced:

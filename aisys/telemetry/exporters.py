@@ -198,7 +198,13 @@ def _describe(span: ReadableSpan) -> str:
         if attrs.get(A.AISYS_USAGE_ESTIMATED):
             tokens += " (estimated)"
         parts.append(tokens)
-    if A.AISYS_COST_USD in attrs:
+    if attrs.get(A.AISYS_CACHE_HIT):
+        saved = attrs.get(A.AISYS_CACHE_SAVED_USD)
+        parts.append(
+            "cache hit"
+            + (f", saved ${float(saved):.6f}" if saved is not None else "")  # type: ignore[arg-type]
+        )
+    elif A.AISYS_COST_USD in attrs:
         parts.append(f"${float(attrs[A.AISYS_COST_USD]):.6f}")  # type: ignore[arg-type]
     elif attrs.get(A.AISYS_COST_STATUS) == "unknown":
         parts.append("cost unknown")

@@ -120,3 +120,19 @@ def uses_cost_and_budgets() -> None:
 @aisys.traced_llm(budget=aisys.Budget(1, per="hour"))
 def answer_with_budget(question: str, model: str = "gpt-4o") -> str:
     return question
+
+
+def uses_cache() -> None:
+    llm = aisys.LLM(
+        "openai:gpt-4o-mini",
+        cache=aisys.Cache("redis://127.0.0.1:6379/0", ttl=3600, namespace="support"),
+    )
+    cached: bool = llm.chat("hi", cache=False).cached
+    aisys.Cache(mode="sometimes")  # type: ignore[arg-type]
+    del cached
+    llm.close()
+
+
+@aisys.traced_llm(cache=aisys.Cache("memory", ttl=600))
+def answer_cached(question: str, model: str = "gpt-4o-mini") -> str:
+    return question
