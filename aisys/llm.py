@@ -241,9 +241,9 @@ class LLMRequest:
         return material
 
     def from_cache(self, value: Any, chunks: list[str] | None) -> Any:
-        """A stored answer, marked as cached (streams replay it: see `ChatStream`)."""
+        """A stored answer, to be marked as cached (streams replay it: `ChatStream`)."""
         if isinstance(value, ChatResponse):
-            return _Hit(value.model_copy(update={"cached": True}), chunks)
+            return _Hit(value, chunks)
         return value
 
     def wait_limit(self) -> float:
@@ -740,6 +740,7 @@ class LLM:
         Usage the provider did not report is counted; attempts, fallback index and
         cost are set.
         """
+        cached = isinstance(response, _Hit)
         if isinstance(response, _Hit):
             response = response.response
         if response.usage.estimated:
@@ -754,6 +755,7 @@ class LLM:
                 "attempts": requests_made(route.attempts),
                 "fallback_index": route.fallback_index,
                 "cost": call.cost.to_cost() if call.cost else _UNKNOWN_COST,
+                "cached": cached,
             }
         )
 

@@ -103,9 +103,20 @@ class CallCost:
         return int(total) / 1e15 if self._femto else float(total)
 
     def to_cost(self) -> Cost:
-        """The public, validated `aisys.Cost`."""
+        """The public, validated `aisys.Cost` (one shared object for $0 hits)."""
         from aisys.types import Cost
 
+        if self._in == 0 and self._out == 0:
+            zero = _ZERO_COSTS.get(self.price_table)
+            if zero is None:
+                zero = _ZERO_COSTS[self.price_table] = Cost(
+                    usd=Decimal(0),
+                    status="priced",
+                    price_table=self.price_table,
+                    input_usd=Decimal(0),
+                    output_usd=Decimal(0),
+                )
+            return zero
         return Cost(
             usd=self.usd,
             status=self.status,  # type: ignore[arg-type]
@@ -116,6 +127,7 @@ class CallCost:
 
 
 _UNKNOWN = CallCost()
+_ZERO_COSTS: dict[str | None, Cost] = {}
 
 
 def split_model(model: str, provider: str | None = None) -> tuple[str | None, str]:

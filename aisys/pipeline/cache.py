@@ -42,6 +42,7 @@ __all__ = [
     "canonical",
     "decode",
     "encode",
+    "parse",
     "reset_warnings",
 ]
 
@@ -196,29 +197,35 @@ def decode(blob: bytes, now: float) -> tuple[Any, list[str] | None] | None:
 
     Raises ValueError for an entry that is not one aisys wrote (corrupt or foreign).
     """
+    value, chunks, expires_at = parse(blob)
+    if expires_at is not None and now >= expires_at:
+        return None
+    return value, chunks
+
+
+def parse(blob: bytes) -> tuple[Any, list[str] | None, float | None]:
+    """An entry's value, stream chunks and expiry (epoch seconds, or ``None``)."""
     entry = json.loads(blob)
     if not isinstance(entry, dict) or entry.get("v") != _ENTRY_VERSION:
         msg = "not an aisys cache entry"
         raise ValueError(msg)
-    expires_at = entry.get("expires_at")
-    if expires_at is not None and now >= float(expires_at):
-        return None
+    raw_expiry = entry.get("expires_at")
+    expires_at = None if raw_expiry is None else float(raw_expiry)
     kind, data = entry.get("kind"), entry.get("data")
     if kind == "chat":
         from aisys.types import ChatResponse
 
         chunks = entry.get("chunks")
-        return ChatResponse.model_validate(data), chunks if isinstance(
-            chunks, list
-        ) else None
+        texts = chunks if isinstance(chunks, list) else None
+        return ChatResponse.model_validate(data), texts, expires_at
     if kind == "embeddings":
         from aisys.types import EmbeddingResponse
 
-        return EmbeddingResponse.model_validate(data), None
+        return EmbeddingResponse.model_validate(data), None, expires_at
     if kind == "model":
-        return _restore(str(entry.get("class")), data), None
+        return _restore(str(entry.get("class")), data), None, expires_at
     if kind == "json":
-        return data, None
+        return data, None, expires_at
     msg = f"unknown cache entry kind {kind!r}"
     raise ValueError(msg)
 
@@ -331,8 +338,9 @@ _WARNED: set[str] = set()
 
 
 def reset_warnings() -> None:
-    """Warn again about cache problems already warned about (tests)."""
+    """Warn again about cache problems already warned about; forget parsed entries."""
     _WARNED.clear()
+    _PARSED.clear()
 
 
 def _warn(kind: str, message: str, *args: Any) -> None:
@@ -391,6 +399,12 @@ def cache_step(cache: Cache, runtime: Callable[[], Any]) -> Step:
     return step
 
 
+# Recently parsed entries, by key: a hit whose bytes are unchanged skips JSON parsing
+# and validation. Only frozen models are kept (safe to hand to several callers).
+_PARSED: dict[str, tuple[bytes, Any, list[str] | None, float | None]] = {}
+_PARSED_MAX = 256
+
+
 def _lookup(
     call: Call, store: Store, key: str, now: float
 ) -> Flow[tuple[Any, list[str] | None] | None]:
@@ -401,11 +415,27 @@ def _lookup(
         return None
     if blob is None:
         return None
-    try:
-        return decode(blob, now)
-    except Exception as exc:
-        _failed(call, "decoding an entry of", exc)
+    seen = _PARSED.get(key)
+    if seen is not None and seen[0] == blob:
+        _, value, chunks, expires_at = seen
+    else:
+        try:
+            value, chunks, expires_at = parse(blob)
+        except Exception as exc:
+            _failed(call, "decoding an entry of", exc)
+            return None
+        if _frozen(value):
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[key] = (blob, value, chunks, expires_at)
+    if expires_at is not None and now >= expires_at:
         return None
+    return value, chunks
+
+
+def _frozen(value: Any) -> bool:
+    config = getattr(type(value), "model_config", None)
+    return isinstance(config, dict) and bool(config.get("frozen"))
 
 
 def _failed(call: Call, doing: str, exc: Exception) -> None:

@@ -201,8 +201,7 @@ def _describe(span: ReadableSpan) -> str:
     if attrs.get(A.AISYS_CACHE_HIT):
         saved = attrs.get(A.AISYS_CACHE_SAVED_USD)
         parts.append(
-            "cache hit"
-            + (f", saved ${float(saved):.6f}" if saved is not None else "")  # type: ignore[arg-type]
+            "cache hit" + (f", saved ${float(saved):.6f}" if saved is not None else "")  # type: ignore[arg-type]
         )
     elif A.AISYS_COST_USD in attrs:
         parts.append(f"${float(attrs[A.AISYS_COST_USD]):.6f}")  # type: ignore[arg-type]
