@@ -696,7 +696,12 @@ class LLM:
                 f"extra={{{unknown[0]!r}: ...}}"
             )
             raise TypeError(msg)
-        return ChatRequest(
+        if not isinstance(extra, Mapping):
+            msg = f"extra= takes a dict of provider fields, got {type(extra).__name__}"
+            raise TypeError(msg)
+        # Every field is checked above (messages by normalise_messages): no need to
+        # validate the model again on each call.
+        return ChatRequest.model_construct(
             model=self.target.model,
             messages=normalise_messages(messages),
             params={k: v for k, v in params.items() if v is not None},

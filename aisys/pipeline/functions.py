@@ -8,6 +8,7 @@ in one plain call of the function. Each call of the function is the `Invoke` eff
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
@@ -180,8 +181,16 @@ class Invocation:
         }
 
     def from_cache(self, value: Any, chunks: list[str] | None) -> Any:
-        """The stored return value, as the function returned it."""
-        return value
+        """The stored return value, as the function returned it.
+
+        Each caller gets a copy of its own, unless the value is immutable.
+        """
+        if isinstance(value, str | int | float | bool | type(None)):
+            return value
+        config = getattr(type(value), "model_config", None)
+        if isinstance(config, dict) and config.get("frozen"):
+            return value
+        return copy.deepcopy(value)
 
     def wait_limit(self) -> float:
         """A follower waits at most a minute for the leading call."""
