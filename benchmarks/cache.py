@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +30,6 @@ from aisys.types import ChatRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import Discard
-
-
-def per_call_us(fn: Callable[[], Any], n: int, repeat: int = 5) -> float:
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for _ in range(n):
-            fn()
-        runs.append((time.perf_counter() - started) / n * 1e6)
-    return statistics.median(runs)
 
 
 def bench_keys(n: int) -> None:

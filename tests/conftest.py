@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import openai
 import pytest
@@ -113,6 +115,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     `make test` installs redis-server when missing. Without it the Redis tests skip,
     except under CI (``CI`` set), where a missing Redis is a failure.
     """
+    with own_redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@contextmanager
+def own_redis_server(workdir: Path) -> Iterator[str]:
+    """A redis-server of the test's own (to stop mid-run); its URL. Stopped on exit."""
     import subprocess
     import time
 
@@ -120,31 +129,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     binary = need_redis_server()
     port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
-        [
-            binary,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(workdir),
-        ],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
-        process.kill()
-        pytest.fail("redis-server did not start")
-    client.close()
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("redis-server did not start")
+        client.close()
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -228,17 +228,9 @@ def _try(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def test_redis_stopped_mid_run(server: WireServer, tmp_path: Path) -> None:
     """A store that cannot be reached refuses the call (fail) or lets it through (allow)."""
-    from tests.conftest import _free_port, need_redis_server
+    from tests.conftest import own_redis_server
 
-    binary = need_redis_server()
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        _wait_for_redis(url)
+    with own_redis_server(tmp_path) as url:
         strict = _llm(server, aisys.Budget("1", per="day", store=url, name="strict"))
         lenient = _llm(
             server,
@@ -247,9 +239,6 @@ def test_redis_stopped_mid_run(server: WireServer, tmp_path: Path) -> None:
             ),
         )
         assert strict.chat("hi", max_tokens=10).text == "Hello from the wire."
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     sent = len(server.requests)
     with pytest.raises(aisys.BudgetStoreError, match="on_store_error='allow'"):
         strict.chat("hi", max_tokens=10)
@@ -257,22 +246,6 @@ def test_redis_stopped_mid_run(server: WireServer, tmp_path: Path) -> None:
     assert lenient.chat("hi", max_tokens=10).text == "Hello from the wire."
     strict.close()
     lenient.close()
-
-
-def _wait_for_redis(url: str) -> None:
-    import time
-
-    import redis
-
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            client.close()
-            return
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    pytest.fail("redis-server did not start")
 
 
 def test_two_processes_share_the_diskcache_store(tmp_path: Path) -> None:

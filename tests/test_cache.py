@@ -309,18 +309,9 @@ def test_redis_backend_shared_and_killed_mid_run(
     server: WireServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Two LLMs share answers through Redis; with Redis gone calls still succeed."""
-    from tests.conftest import _free_port, need_redis_server
-    from tests.test_budget import _wait_for_redis
+    from tests.conftest import own_redis_server
 
-    binary = need_redis_server()
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        _wait_for_redis(url)
+    with own_redis_server(tmp_path) as url:
         with _llm(server, aisys.Cache(url, namespace="fleet")) as one:
             one.chat("hi")
         with _llm(server, aisys.Cache(url, namespace="fleet")) as two:
@@ -334,9 +325,6 @@ def test_redis_backend_shared_and_killed_mid_run(
         assert raw is not None
         assert raw.startswith(b"{")  # JSON, never pickle
         json.loads(raw)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     with (
         caplog.at_level(logging.WARNING, logger="aisys"),
         _llm(server, aisys.Cache(url, namespace="fleet")) as three,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aisys.errors import AisysError, BudgetExceededError, ConfigError
 from aisys.metering.prices import find_price
 from aisys.pipeline._flow import Flow
-from aisys.stores import StoreOp, open_store
+from aisys.stores import StoreOp, StoreRef
 
 if TYPE_CHECKING:
     from aisys.call import Call
@@ -132,8 +132,8 @@ class Budget:
         self.store = store
         self.on_store_error = on_store_error
         self.name = name or f"{per}:{scope}:{limit}"
-        self.opened: tuple[Any, Store] | None = None
-        """The store in use, with the cache_dir it was opened for."""
+        self.opened = StoreRef(store, "budgets")
+        """Where the spend counters live, opened on first use."""
 
     def __repr__(self) -> str:
         return (
@@ -241,7 +241,7 @@ def _check(budget: Budget, call: Call, request: Any, runtime: Any) -> Flow[Any]:
         if estimate <= budget.usd:
             return request
         return (yield from _exceeded(budget, call, request, estimate, Decimal(0), None))
-    store = _store(budget, runtime.settings.cache_dir)
+    store = budget.opened.get(runtime.settings.cache_dir)
     key = f"{budget.name}|{scope_value}|{label}"
     amount = int(estimate * _NANO)
     try:
@@ -261,16 +261,6 @@ def _check(budget: Budget, call: Call, request: Any, runtime: Any) -> Flow[Any]:
             budget, call, request, estimate, spent, ends, store, key, ttl + 60
         )
     )
-
-
-def _store(budget: Budget, cache_dir: Any) -> Store:
-    """The budget's store, looked up once per cache directory."""
-    cached = budget.opened
-    if cached is not None and cached[0] is cache_dir:
-        return cached[1]
-    store = open_store(budget.store, cache_dir, purpose="budgets")
-    budget.opened = (cache_dir, store)
-    return store
 
 
 def _exceeded(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aisys.errors import ConfigError
 from aisys.pipeline._flow import Flow
-from aisys.stores import StoreOp, open_store
+from aisys.stores import StoreOp, StoreRef
 
 if TYPE_CHECKING:
     from aisys.call import Call
@@ -75,7 +75,7 @@ class Cache:
     Added in 0.1.
     """
 
-    __slots__ = ("backend", "mode", "namespace", "opened", "store_truncated", "ttl")
+    __slots__ = ("_store", "backend", "mode", "namespace", "store_truncated", "ttl")
 
     def __init__(
         self,
@@ -106,7 +106,7 @@ class Cache:
         self.namespace = namespace
         self.mode: Mode = mode
         self.store_truncated = store_truncated
-        self.opened: tuple[Any, Store] | None = None
+        self._store = StoreRef(backend, "cache")
 
     def __repr__(self) -> str:
         return (
@@ -116,12 +116,7 @@ class Cache:
 
     def store(self, cache_dir: Any) -> Store:
         """The backend's store, opened once per cache directory."""
-        cached = self.opened
-        if cached is not None and cached[0] is cache_dir:
-            return cached[1]
-        store = open_store(self.backend, cache_dir, purpose="cache")
-        self.opened = (cache_dir, store)
-        return store
+        return self._store.get(cache_dir)
 
     def key(self, material: dict[str, Any]) -> str:
         """``namespace:sha256`` of the canonical request and the key version."""

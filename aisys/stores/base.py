@@ -14,7 +14,14 @@ from typing import Any, Protocol
 
 from aisys.errors import ConfigError
 
-__all__ = ["LocalStore", "Store", "StoreOp", "open_store", "reset_memory_stores"]
+__all__ = [
+    "LocalStore",
+    "Store",
+    "StoreOp",
+    "StoreRef",
+    "open_store",
+    "reset_memory_stores",
+]
 
 
 class Store(Protocol):
@@ -146,6 +153,26 @@ def open_store(spec: str | None, cache_dir: Path, *, purpose: str) -> Store:
         store = _STORES.get(key)
         if store is None:
             store = _STORES[key] = _make(spec, cache_dir, purpose)
+        return store
+
+
+class StoreRef:
+    """A store named by its spec, opened once per cache directory (calls are hot)."""
+
+    __slots__ = ("_opened", "purpose", "spec")
+
+    def __init__(self, spec: str | None, purpose: str) -> None:
+        self.spec = spec
+        self.purpose = purpose
+        self._opened: tuple[Path, Store] | None = None
+
+    def get(self, cache_dir: Path) -> Store:
+        """The store, for the ``cache_dir`` setting in force."""
+        opened = self._opened
+        if opened is not None and opened[0] is cache_dir:
+            return opened[1]
+        store = open_store(self.spec, cache_dir, purpose=self.purpose)
+        self._opened = (cache_dir, store)
         return store
 
 
