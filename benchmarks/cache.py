@@ -29,8 +29,8 @@ from aisys.llm import LLMRequest
 from aisys.types import ChatRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cost_budget import per_call_us  # noqa: E402 - benchmarks share their helpers
-from overhead import Discard  # noqa: E402
+from cost_budget import per_call_us
+from overhead import Discard
 
 
 def bench_keys(n: int) -> None:
