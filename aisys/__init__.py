@@ -46,6 +46,7 @@ if _typing.TYPE_CHECKING:
     from aisys.pipeline.cache import Cache
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
+    from aisys.prompts import Prompt, get_prompt
     from aisys.settings import Settings
     from aisys.streams import AsyncChatStream, ChatStream
     from aisys.types import (
@@ -85,6 +86,7 @@ __all__ = [
     "LLM",
     "Message",
     "OutputValidationError",
+    "Prompt",
     "PromptError",
     "ProviderConnectionError",
     "ProviderError",
@@ -102,6 +104,7 @@ __all__ = [
     "count_tokens",
     "estimate_cost",
     "flush",
+    "get_prompt",
     "register_price",
     "shutdown",
     "trace",
@@ -142,6 +145,8 @@ _LAZY = {
     "Budget": "aisys.pipeline.budget",
     "BudgetStoreError": "aisys.pipeline.budget",
     "Cache": "aisys.pipeline.cache",
+    "Prompt": "aisys.prompts",
+    "get_prompt": "aisys.prompts",
 }
 
 

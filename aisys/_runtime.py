@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from aisys.pipeline.cache import Cache
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
+    from aisys.prompts import Prompt
     from aisys.settings import Settings
     from aisys.telemetry.runtime import Telemetry
 
@@ -169,6 +170,7 @@ class Runtime:
         circuit: CircuitBreaker | Default | None = DEFAULT,
         budget: Budget | Sequence[Budget] | None = None,
         cache: Cache | None = None,
+        prompt: Prompt | None = None,
     ) -> Callable[[F], F]: ...
     def traced_llm(
         self,
@@ -185,6 +187,7 @@ class Runtime:
         circuit: CircuitBreaker | Default | None = DEFAULT,
         budget: Budget | Sequence[Budget] | None = None,
         cache: Cache | None = None,
+        prompt: Prompt | None = None,
     ) -> F | Callable[[F], F]:
         """Trace a function that calls a model; it returns exactly what it returned.
 
@@ -202,6 +205,8 @@ class Runtime:
         downgrades needs a ``model`` parameter to change. ``cache=aisys.Cache(...)``
         answers repeated calls with the same arguments from the cache, without calling
         the function (its result must be JSON or a pydantic model, e.g. an SDK response).
+        ``prompt=aisys.get_prompt(...)`` records the prompt's name, version and sha256 on
+        every call (and its model, when ``model=`` is not given).
 
         Added in 0.1.
         """
@@ -214,6 +219,7 @@ class Runtime:
                 name=name,
                 provider=provider,
                 model=model,
+                prompt=prompt,
             )
             from aisys.pipeline.chain import assemble
 

@@ -47,6 +47,7 @@ class Call:
         "name",
         "operation",
         "output_text",
+        "prompt",
         "provider",
         "query",
         "request_model",
@@ -129,6 +130,8 @@ class Call:
         self.budget: dict[str, Any] | None = None
         """What the budget step decided: ``name``, ``limit_usd``, ``spent_usd``,
         ``exceeded``, ``downgraded_to``."""
+        self.prompt: tuple[str, str, str] | None = None
+        """(name, version, sha256) of the prompt the call was made with."""
         self.response: Any = None
         """The answer as the caller got it (for steps that store it); never exported."""
         self.stream_texts: list[str] | None = None

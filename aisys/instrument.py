@@ -66,6 +66,7 @@ class Spec:
         "model_param",
         "name",
         "operation",
+        "prompt",
         "provider",
         "tool_name",
         "top_k_param",
@@ -81,8 +82,17 @@ class Spec:
         provider: str | None = None,
         model: str | None = None,
         data_source: str | None = None,
+        prompt: Any = None,
     ) -> None:
         self.kind = kind
+        self.prompt = (
+            None
+            if prompt is None
+            else (str(prompt.name), str(prompt.version), str(prompt.sha256))
+        )
+        if model is None and prompt is not None and getattr(prompt, "model", None):
+            model = str(prompt.model).partition(":")[2] or prompt.model
+            provider = provider or str(prompt.model).partition(":")[0] or None
         self.operation = operation or ""
         self.provider = provider
         self.model = model
@@ -115,6 +125,7 @@ class Spec:
         )
         call.data_source = self.data_source
         call.tool_name = self.tool_name
+        call.prompt = self.prompt
         if kwargs:
             params = {key: kwargs[key] for key in _REQUEST_PARAMS if key in kwargs}
             if params:

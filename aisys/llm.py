@@ -279,7 +279,10 @@ class LLM:
 
     Args:
         model: ``"openai:gpt-4o-mini"``, ``"anthropic:claude-3-5-haiku-latest"``,
-            ``"scripted:any-name"``, or a plug-in's ``"name:model"``.
+            ``"scripted:any-name"``, or a plug-in's ``"name:model"``; may be left out
+            when ``prompt`` names one.
+        prompt: An `aisys.Prompt`: its model and parameters are the defaults (explicit
+            arguments win), and every call carries its name, version and sha256.
         base_url: The endpoint; defaults to ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL``
             or the provider's public API.
         api_key: Defaults to ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``. Never logged.
@@ -308,8 +311,9 @@ class LLM:
 
     def __init__(
         self,
-        model: str,
+        model: str | None = None,
         *,
+        prompt: Any = None,
         base_url: str | None = None,
         api_key: str | None = None,
         timeout: float = 60.0,
@@ -328,6 +332,23 @@ class LLM:
             raise ConfigError(
                 f"timeout must be positive seconds, got {timeout!r}", field="timeout"
             )
+        self.prompt = prompt
+        self._prompt_facts = _prompt_facts(prompt)
+        defaults = dict(getattr(prompt, "params", None) or {})
+        extra_defaults = {
+            k: defaults.pop(k) for k in list(defaults) if k not in CHAT_PARAMS
+        }
+        if extra_defaults:
+            defaults["extra"] = extra_defaults
+        self._prompt_params = defaults
+        if model is None:
+            model = getattr(prompt, "model", None)
+            if not model:
+                msg = (
+                    "LLM() needs a model ('provider:model'), or a prompt whose front "
+                    "matter names one"
+                )
+                raise ConfigError(msg, field="model")
         provider_name, model_name = parse_model(model)
         self.provider: Provider = get_provider(provider_name)
         self.target: Target = self.provider.target(
@@ -500,11 +521,12 @@ class LLM:
         ``messages`` is a string, OpenAI-style dicts, or `aisys.Message` objects.
         ``params``: ``temperature``, ``max_tokens``, ``top_p``, ``stop``, ``seed``,
         ``tools``, ``tool_choice``, ``response_format``, and ``extra={…}`` sent as is.
-        ``cache=False`` bypasses this LLM's cache for the call.
+        ``cache=False`` bypasses this LLM's cache for the call; ``prompt=p`` (an
+        `aisys.Prompt`) records which prompt version the messages were rendered from.
         """
-        use_cache = _use_cache(params)
+        use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         request = self._request(messages, params, stream=False)
-        with self._observe("chat", request) as (call, route):
+        with self._observe("chat", request, prompt=prompt) as (call, route):
             response: ChatResponse = drive(
                 self._call_flow(
                     call, route, _chat_attempt, request, self.finished, use_cache
@@ -514,9 +536,9 @@ class LLM:
 
     async def achat(self, messages: Any, **params: Any) -> ChatResponse:
         """The async twin of `chat`."""
-        use_cache = _use_cache(params)
+        use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         request = self._request(messages, params, stream=False)
-        with self._observe("chat", request) as (call, route):
+        with self._observe("chat", request, prompt=prompt) as (call, route):
             response: ChatResponse = await adrive(
                 self._call_flow(
                     call, route, _chat_attempt, request, self.finished, use_cache
@@ -533,17 +555,17 @@ class LLM:
         """
         from aisys.streams import ChatStream
 
-        use_cache = _use_cache(params)
+        use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         request = self._request(messages, params, stream=True)
-        return ChatStream(self, request, use_cache=use_cache)
+        return ChatStream(self, request, use_cache=use_cache, prompt=prompt)
 
     def astream(self, messages: Any, **params: Any) -> AsyncChatStream:
         """The async twin of `stream`: use with ``async for`` / ``async with``, not await."""
         from aisys.streams import AsyncChatStream
 
-        use_cache = _use_cache(params)
+        use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         request = self._request(messages, params, stream=True)
-        return AsyncChatStream(self, request, use_cache=use_cache)
+        return AsyncChatStream(self, request, use_cache=use_cache, prompt=prompt)
 
     def embed(
         self,
@@ -581,10 +603,14 @@ class LLM:
 
     @contextlib.contextmanager
     def _observe(
-        self, operation: str, request: ChatRequest | None, texts: Any = None
+        self,
+        operation: str,
+        request: ChatRequest | None,
+        texts: Any = None,
+        prompt: Any = None,
     ) -> Iterator[tuple[Call, Route]]:
         """One call's span, made current around the chain; ended once, whatever happens."""
-        tel, call, span, started = self._begin(operation, request)
+        tel, call, span, started = self._begin(operation, request, prompt)
         if texts is not None:
             call.input_value = texts
         route = self._new_route()
@@ -687,6 +713,8 @@ class LLM:
     def _request(
         self, messages: Any, params: dict[str, Any], *, stream: bool
     ) -> ChatRequest:
+        if self._prompt_params:
+            params = {**self._prompt_params, **params}  # explicit arguments win
         extra = params.pop("extra", None) or {}
         unknown = sorted(set(params) - CHAT_PARAMS)
         if unknown:
@@ -710,7 +738,7 @@ class LLM:
         )
 
     def _begin(
-        self, operation: str, request: ChatRequest | None
+        self, operation: str, request: ChatRequest | None, prompt: Any = None
     ) -> tuple[Telemetry, Call, Span, float]:
         tel = self.runtime.telemetry
         call = Call(
@@ -721,6 +749,9 @@ class LLM:
             scope=_SCOPE.get(),
         )
         call.server_address, call.server_port = self._server
+        call.prompt = (
+            _prompt_facts(prompt) if prompt is not None else self._prompt_facts
+        )
         if request is not None:
             call.request_params = (
                 {**request.params, "stream": request.stream}
@@ -840,6 +871,13 @@ def _embed_attempt(
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def _prompt_facts(prompt: Any) -> tuple[str, str, str] | None:
+    """(name, version, sha256) of an `aisys.Prompt`, for the call's span and keys."""
+    if prompt is None:
+        return None
+    return (str(prompt.name), str(prompt.version), str(prompt.sha256))
 
 
 def _use_cache(params: dict[str, Any]) -> bool:

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     """Finished spans waiting for export; beyond it spans are dropped and counted."""
     flush_timeout: float = Field(default=5.0, gt=0)
     """Seconds `aisys.flush()` and `aisys.shutdown()` wait at most, also at exit."""
+    prompts_dir: Path = Path("prompts")
+    """Where the application's ``.prompty`` files, their versions and lock file live."""
+    require_approval: bool = False
+    """Refuse a protected label (``production``) unless it points to an approved version
+    whose released copy still matches its hash."""
     circuit_failure_threshold: int = Field(default=5, gt=0)
     """Consecutive failed requests that open a target's circuit breaker."""
     circuit_reset_s: float = Field(default=30.0, gt=0)

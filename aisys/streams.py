@@ -36,9 +36,15 @@ class _StreamCore:
     """What both stream flavours share: chunks in order, first-chunk time, one ending."""
 
     def __init__(
-        self, llm: LLM, request: ChatRequest, *, use_cache: bool = True
+        self,
+        llm: LLM,
+        request: ChatRequest,
+        *,
+        use_cache: bool = True,
+        prompt: Any = None,
     ) -> None:
         self._llm = llm
+        self._prompt = prompt
         self._request = request
         self._use_cache = use_cache
         self._texts: list[str] = []
@@ -57,7 +63,7 @@ class _StreamCore:
         """The whole answer with usage, once the stream is exhausted."""
 
     def _begin(self) -> tuple[Telemetry, Span, Route]:
-        tel, call, span, started = self._llm._begin("chat", self._request)
+        tel, call, span, started = self._llm._begin("chat", self._request, self._prompt)
         route = self._llm._new_route()
         self._tel, self._call, self._span, self._started_at, self._route = (
             tel,

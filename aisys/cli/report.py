@@ -141,6 +141,10 @@ def _group_of(span: dict[str, Any], by: str) -> str:
         start = int(span.get("start_time_unix_nano") or 0) / 1e9
         return datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
     attrs = span.get("attributes") or {}
+    if by == "prompt" and attrs.get("aisys.prompt.name"):
+        version = attrs.get("aisys.prompt.version")
+        name = str(attrs["aisys.prompt.name"])
+        return f"{name}@{version}" if version else name
     for key in GROUPS[by]:
         value = attrs.get(key)
         if value not in (None, ""):

@@ -151,7 +151,7 @@ class Budget:
         if self.scope == "session":
             return (scope.session_id if scope else None) or "-"
         if self.scope == "prompt":
-            return getattr(call, "prompt_name", None) or "-"
+            return call.prompt[0] if call.prompt is not None else "-"
         tag = self.scope[4:]
         return tag if scope is not None and tag in scope.tags else None
 

@@ -351,7 +351,10 @@ def cache_step(cache: Cache, runtime: Callable[[], Any]) -> Step:
         if not request.use_cache:
             return (yield from proceed(request))
         try:
-            key = cache.key(request.cache_material())
+            material = request.cache_material()
+            if call.prompt is not None:
+                material["prompt"] = call.prompt  # name, version, sha256
+            key = cache.key(material)
         except (TypeError, ValueError) as exc:
             _warn(
                 f"key:{type(exc).__name__}",

@@ -143,9 +143,8 @@ class Instruments:
         usd = cost.usd_float if cost is not None else None
         if usd is not None:
             cost_attrs = attrs
-            prompt = call.attributes.get(A.AISYS_PROMPT_NAME)
-            if prompt is not None:
-                cost_attrs = {**attrs, A.AISYS_PROMPT_NAME: prompt}
+            if call.prompt is not None:
+                cost_attrs = {**attrs, A.AISYS_PROMPT_NAME: call.prompt[0]}
             self.cost.add(usd, cost_attrs)
             if call.budget is not None:
                 self.budget_spent.add(usd, {A.AISYS_BUDGET_NAME: call.budget["name"]})

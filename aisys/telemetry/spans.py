@@ -45,6 +45,10 @@ def start_attributes(call: Call) -> dict[str, Any]:
         attrs[A.GEN_AI_REQUEST_MODEL] = call.request_model
     if call.data_source:
         attrs[A.GEN_AI_DATA_SOURCE_ID] = call.data_source
+    if call.prompt is not None:
+        attrs[A.AISYS_PROMPT_NAME] = call.prompt[0]
+        attrs[A.AISYS_PROMPT_VERSION] = call.prompt[1]
+        attrs[A.AISYS_PROMPT_SHA256] = call.prompt[2]
     if call.tool_name:
         attrs[A.GEN_AI_TOOL_NAME] = call.tool_name
     scope = call.scope
@@ -63,6 +67,8 @@ def start_attributes(call: Call) -> dict[str, Any]:
 def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]:
     """Attributes learnt from the result (or the failure) of the call."""
     attrs: dict[str, Any] = {}
+    if latest and call.prompt is not None:
+        attrs[A.GEN_AI_PROMPT_NAME] = call.prompt[0]
     if call.operation:
         attrs[A.GEN_AI_OPERATION_NAME] = call.operation
     if call.provider:
