@@ -1,4 +1,4 @@
-"""The ``aisys`` command: ``aisys report`` (and, as it comes, ``aisys prompts``)."""
+"""The ``aisys`` command: ``aisys report`` and ``aisys prompts …``."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="aisys", description="aisys: production-grade AI calls, from the shell."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    from aisys.cli import report
+    from aisys.cli import prompts, report
 
     report.add_parser(commands)
+    prompts.add_parser(commands)
     args = parser.parse_args(argv)
     status: int = args.run(args)
     return status
