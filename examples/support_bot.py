@@ -3,8 +3,9 @@
 Run it with `make demo`. Part 1 wraps the app's own functions: each question retrieves
 from a few local documents (`@aisys.traced_retrieval`) and asks a scripted model
 (`@aisys.traced_llm`), inside `aisys.trace(...)`. Part 2 lets aisys make the calls:
-`aisys.LLM("scripted:…")` goes through the real request/response/stream code over an
-in-process transport, so `chat`, `stream` and `embed` behave as they would against
+`aisys.LLM(prompt=…)` — the released, approved `support_answer` prompt in
+examples/prompts, its model a scripted one — goes through the real request/response/
+stream code over an in-process transport, so `chat`, `stream` and `embed` behave as they would against
 OpenAI, and a repeated question is answered by the cache (no request, $0 spent). Part 3
 shows a daily budget stopping a runaway loop before it spends. The
 console exporter prints one tree per trace on stderr (with each call's cost), every
@@ -23,6 +24,9 @@ from typing import Any
 import aisys
 from aisys.cli import main as aisys_cli
 from aisys.testing import ScriptedModel, ScriptedTransport
+
+PROMPTS = Path(__file__).resolve().parent / "prompts"
+"""The demo's prompts: a released, approved `support_answer` (see docs/prompts.md)."""
 
 DOCUMENTS = {
     "refunds": "Refunds are paid back to the original card within five business days.",
@@ -95,17 +99,20 @@ def _wire_compose(body: dict[str, Any]) -> str:
     return _compose(body["messages"])
 
 
-def handle_with_llm(llm: aisys.LLM, ticket_id: int, question: str) -> None:
-    """Part 2: retrieve, then let aisys call the model, streaming the answer."""
+def handle_with_llm(
+    llm: aisys.LLM, prompt: aisys.Prompt, ticket_id: int, question: str
+) -> None:
+    """Part 2: retrieve, then let aisys call the model, streaming the answer.
+
+    The messages come from the released, approved `support_answer` prompt (version and
+    sha256 go on the span).
+    """
     with aisys.trace(
         "answer-ticket-llm", session_id=f"chat-{ticket_id}", tags=["demo"]
     ):
         docs = search(question, top_k=2)
-        context = "\n".join(f"- {doc['content']}" for doc in docs)
-        messages = [
-            {"role": "system", "content": f"Answer from these notes:\n{context}"},
-            {"role": "user", "content": question},
-        ]
+        notes = "\n".join(f"- {doc['content']}" for doc in docs)
+        messages = prompt.render(notes=notes, question=question)
         print("A: ", end="")
         with llm.stream(messages, temperature=0) as stream:
             for chunk in stream:
@@ -130,7 +137,10 @@ def main() -> None:
     """Answer three questions twice, stop a runaway loop, and report on the traces."""
     Path("aisys-traces.jsonl").unlink(missing_ok=True)  # this run's traces only
     settings = aisys.configure(
-        exporters=["console", "jsonl"], service_name="support-bot"
+        exporters=["console", "jsonl"],
+        service_name="support-bot",
+        prompts_dir=PROMPTS,
+        require_approval=True,  # production must be approved, its copy untouched
     )
     for name in ("scripted-support-1", "scripted:support-2"):
         aisys.register_price(name, input="0.15", output="0.60")  # gpt-4o-mini's
@@ -147,10 +157,12 @@ def main() -> None:
     print("== Part 2: aisys.LLM makes the calls (scripted provider, no network) ==\n")
     transport = ScriptedTransport(_wire_compose)
     cache = aisys.Cache("memory")
-    with aisys.LLM("scripted:support-2", transport=transport, cache=cache) as llm:
+    prompt = aisys.get_prompt("support_answer", label="production")
+    print(f"(prompt {prompt.name} v{prompt.version}, approved; model {prompt.model})\n")
+    with aisys.LLM(prompt=prompt, transport=transport, cache=cache) as llm:
         for ticket_id, _user_id, question in questions:
             print(f"Q: {question}")
-            handle_with_llm(llm, ticket_id, question)
+            handle_with_llm(llm, prompt, ticket_id, question)
         check = llm.chat("Is the bot up?")
         print(f"chat(): {check.text!r}, finish_reason={check.finish_reason}")
         again = llm.chat("Is the bot up?")  # the same question: answered by the cache

@@ -47,4 +47,8 @@ def test_demo_runs_offline_and_writes_traces(tmp_path: Path) -> None:
         "embeddings support-2",
     } <= names
     assert all(r["resource"]["service.name"] == "support-bot" for r in records)
+    prompted = [r for r in records if r["name"] == "chat support-2"]
+    assert prompted
+    assert prompted[0]["attributes"]["aisys.prompt.name"] == "support_answer"
+    assert prompted[0]["attributes"]["aisys.prompt.version"] == "1"
     assert "Refunds are paid" not in (tmp_path / "aisys-traces.jsonl").read_text()
