@@ -136,3 +136,14 @@ def uses_cache() -> None:
 @aisys.traced_llm(cache=aisys.Cache("memory", ttl=600))
 def answer_cached(question: str, model: str = "gpt-4o-mini") -> str:
     return question
+
+
+def uses_prompts() -> None:
+    prompt: aisys.Prompt = aisys.get_prompt("support_answer", label="production")
+    messages: list[dict[str, object]] = prompt.render(question="hi")
+    version: int | str = prompt.version
+    llm = aisys.LLM(prompt=prompt)
+    llm.chat(messages, prompt=prompt)
+    aisys.get_prompt("support_answer", version="1")  # type: ignore[arg-type]
+    del version
+    llm.close()
