@@ -463,3 +463,23 @@ def test_no_raw_prompt_reaches_telemetry_because_of_the_cache(
 def test_fake_clock_fixture_type() -> None:
     assert isinstance(FakeClock().time(), float)
     assert Decimal(0) == 0
+
+
+async def test_single_flight_followers_keep_their_budget(server: WireServer) -> None:
+    """A follower sharing the leader's answer still settles its own budget reservation."""
+    server.default = Reply(delay_s=0.3)
+    budget = aisys.Budget("1", per="day", store="memory")
+    try:
+        async with _llm(server, aisys.Cache("memory"), budget=budget) as llm:
+            results = await asyncio.gather(
+                *(llm.achat("same", max_tokens=10) for _ in range(10))
+            )
+    finally:
+        server.default = Reply()
+    assert sum(r.cached for r in results) == 9
+    from aisys.stores import open_store
+
+    store = open_store("memory", aisys._DEFAULT.settings.cache_dir, purpose="budgets")
+    label = budget.window(__import__("time").time())[0]
+    spent = store.get(f"{budget.name}|*|{label}")
+    assert spent == 8_000_000  # $0.008 in nano-USD: the leader's call only

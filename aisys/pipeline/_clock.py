@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "Sleep", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "Sleep", "SystemClock", "wall_time"]
 
 
 class Clock(Protocol):
@@ -47,6 +47,14 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+def wall_time(clock: Clock) -> float:
+    """Wall-clock seconds from ``clock`` (a clock of the user's own may lack ``time``)."""
+    try:
+        return float(clock.time())
+    except AttributeError:
+        return time.time()
 
 
 class Sleep:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import calendar
 import functools
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aisys.errors import AisysError, BudgetExceededError, ConfigError
 from aisys.metering.prices import find_price
+from aisys.pipeline._clock import wall_time
 from aisys.pipeline._flow import Flow
 from aisys.stores import StoreOp, StoreRef
 
@@ -234,7 +234,7 @@ def _check(budget: Budget, call: Call, request: Any, runtime: Any) -> Flow[Any]:
     if estimate is None:
         _warn_unmetered(budget, provider, model)
         return request
-    label, ttl, ends = budget.window(_wall(runtime.clock))
+    label, ttl, ends = budget.window(wall_time(runtime.clock))
     facts = {"name": budget.name, "limit_usd": budget.usd, "exceeded": False}
     call.budget = facts
     if budget.per == "call":
@@ -390,13 +390,6 @@ def _warn_unmetered(budget: Budget, provider: str | None, model: str | None) -> 
             budget.name,
             f"{provider}:{model}" if provider else model,
         )
-
-
-def _wall(clock: Any) -> float:
-    try:
-        return float(clock.time())
-    except AttributeError:  # a clock of the user's own without wall time
-        return time.time()
 
 
 def _usd(value: Decimal) -> str:

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from aisys.errors import ConfigError
+from aisys.pipeline._clock import wall_time
 from aisys.pipeline._flow import Flow
 from aisys.stores import StoreOp, StoreRef
 
@@ -367,7 +368,7 @@ def cache_step(cache: Cache, runtime: Callable[[], Any]) -> Step:
         current = runtime()
         store = cache.store(current.settings.cache_dir)
         call.cache_backend = store.kind
-        wall = current.clock.time()
+        wall = wall_time(current.clock)
         if cache.mode in ("read_write", "read_only"):
             found = yield from _lookup(call, store, key, wall)
             if found is not None:
@@ -375,8 +376,10 @@ def cache_step(cache: Cache, runtime: Callable[[], Any]) -> Step:
                 call.cache_result = "hit"
                 return request.from_cache(*found)
         call.cache_result = call.cache_result or "miss"
+        store_later = None
         if cache.mode != "read_only":
-            call.finishers.append(_store_later(cache, store, key, wall))
+            store_later = _store_later(cache, store, key, wall)
+            call.finishers.append(store_later)
         if not request.shares_flights:
             return (yield from proceed(request))
         flight, shared = yield Join(key, request.wait_limit())
@@ -384,7 +387,8 @@ def cache_step(cache: Cache, runtime: Callable[[], Any]) -> Step:
             if shared is not None:
                 call.cache_hit = True
                 call.cache_result = "hit"
-                call.finishers.clear()  # nothing new to store
+                if store_later is not None:  # the leader stores it; nothing new here
+                    call.finishers.remove(store_later)
                 return request.from_cache(shared, None)
             return (yield from proceed(request))  # the leader failed: ask ourselves
         answer = None
