@@ -401,3 +401,45 @@ def test_prompts_command_in_a_git_repo(tmp_path: Path) -> None:
         [aisys_cmd, "prompts", "verify"], cwd=tmp_path, capture_output=True, text=True
     )
     assert verify.returncode == 0, verify.stdout
+
+
+def test_latest_conventions_name_the_prompt(
+    prompts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aisys.testing import capture
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    prompt = aisys.get_prompt("support_answer")
+
+    @aisys.traced_llm(prompt=prompt)
+    def answer(question: str) -> str:
+        return "ok"
+
+    with capture() as seen:
+        answer("q")
+    (span,) = seen.spans
+    assert span.attributes["gen_ai.prompt.name"] == "support_answer"
+    assert span.attributes["aisys.prompt.version"] == "draft"
+
+
+def test_budget_scope_prompt_counts_per_prompt(
+    prompts: Path, server: WireServer
+) -> None:
+    aisys.register_price("openai:gpt-4o-mini", input=1000, output=1000)
+    try:
+        prompt = aisys.get_prompt("support_answer")
+        budget = aisys.Budget("0.02", per="day", scope="prompt", store="memory")
+        with aisys.LLM(
+            prompt=prompt, base_url=server.base_url, api_key="k", budget=budget
+        ) as llm:
+            llm.chat("hi", max_tokens=10)
+            with pytest.raises(aisys.BudgetExceededError):
+                llm.chat("hi", max_tokens=10)  # this prompt's counter is spent
+        with aisys.LLM(
+            "openai:gpt-4o-mini", base_url=server.base_url, api_key="k", budget=budget
+        ) as plain:
+            plain.chat("hi", max_tokens=10)  # calls without a prompt: another counter
+    finally:
+        from aisys.metering.prices import clear_overrides
+
+        clear_overrides()
