@@ -47,6 +47,7 @@ if _typing.TYPE_CHECKING:
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
     from aisys.prompts import Prompt, get_prompt
+    from aisys.safety.redact import redact
     from aisys.settings import Settings
     from aisys.streams import AsyncChatStream, ChatStream
     from aisys.types import (
@@ -105,6 +106,7 @@ __all__ = [
     "estimate_cost",
     "flush",
     "get_prompt",
+    "redact",
     "register_price",
     "shutdown",
     "trace",
@@ -147,6 +149,7 @@ _LAZY = {
     "Cache": "aisys.pipeline.cache",
     "Prompt": "aisys.prompts",
     "get_prompt": "aisys.prompts",
+    "redact": "aisys.safety.redact",
 }
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
     from aisys.prompts import Prompt
+    from aisys.safety.redact import Redactor
     from aisys.settings import Settings
     from aisys.telemetry.runtime import Telemetry
 
@@ -53,6 +54,7 @@ class Runtime:
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._telemetry: Telemetry | None = None
+        self._redactor: Redactor | None = None
         self._lock = threading.Lock()
 
     @property
@@ -75,6 +77,19 @@ class Runtime:
                 telemetry = self._telemetry
         return telemetry
 
+    @property
+    def redactor(self) -> Redactor:
+        """Redaction as the settings configure it (numbering shared with telemetry)."""
+        redactor = self._redactor
+        if redactor is None:
+            from aisys.safety.redact import Redactor
+
+            settings = self.settings
+            redactor = self._redactor = Redactor(
+                settings.redact_patterns, settings.redactor
+            )
+        return redactor
+
     def _build_telemetry(
         self,
         *,
@@ -85,11 +100,13 @@ class Runtime:
     ) -> Telemetry:
         from aisys.telemetry.runtime import Telemetry
 
+        chosen = settings or self.settings
         return Telemetry(
-            settings or self.settings,
+            chosen,
             tracer_provider=tracer_provider or self._tracer_provider,
             meter_provider=meter_provider or self._meter_provider,
             log_sink=log_sink,
+            redactor=self.redactor if chosen.capture_content == "redacted" else None,
         )
 
     def configure(self, **fields: Any) -> Settings:
@@ -111,6 +128,7 @@ class Runtime:
         with self._lock:
             old, self._telemetry = self._telemetry, None
             self._settings = settings
+            self._redactor = None
         if old is not None:
             old.shutdown()
 

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     """File the ``jsonl`` exporter appends one JSON object per finished span to."""
     capture_content: CaptureContent = "off"
     """Whether prompts, completions and documents reach telemetry: off, redacted or full."""
+    redact_patterns: dict[str, str] = Field(default_factory=dict)
+    """Extra kinds to redact: ``{"EMPLOYEE_ID": r"E-\\d{6}"}`` (placeholder ``[EMPLOYEE_ID_1]``)."""
+    redactor: Any = None
+    """A function of the text, run after the built-in detectors (e.g. a PII model)."""
+    capture_max_chars: int = Field(default=8000, gt=0)
+    """Longest captured content field; longer ones are cut, keeping valid JSON."""
     cache_dir: Path = Path(".aisys-cache")
     """Directory of the embedded (diskcache) cache."""
     prices_path: Path | None = None
@@ -87,12 +93,30 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise _config_error(exc) from None
-        if self.capture_content == "redacted":
-            raise ConfigError(
-                "capture_content='redacted' is not available yet (it comes with the "
-                "redaction release); use 'off' (the default) or 'full'",
-                field="capture_content",
-            )
+
+    @field_validator("redact_patterns", mode="after")
+    @classmethod
+    def _compile_patterns(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for kind, pattern in value.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", kind):
+                msg = f"redact_patterns: {kind!r} must be a name like EMPLOYEE_ID"
+                raise ValueError(msg)
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                msg = f"redact_patterns[{kind!r}] is not a valid regular expression: {exc}"
+                raise ValueError(msg) from None
+        return value
+
+    @field_validator("redactor", mode="after")
+    @classmethod
+    def _callable_redactor(cls, value: Any) -> Any:
+        if value is not None and not callable(value):
+            msg = "redactor must be a function of the text, returning the text to keep"
+            raise ValueError(msg)
+        return value
 
     @field_validator("exporters", mode="before")
     @classmethod

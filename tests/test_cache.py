@@ -467,7 +467,7 @@ def test_fake_clock_fixture_type() -> None:
 
 async def test_single_flight_followers_keep_their_budget(server: WireServer) -> None:
     """A follower sharing the leader's answer still settles its own budget reservation."""
-    server.default = Reply(delay_s=0.3)
+    server.default = Reply(delay_s=1.0)
     budget = aisys.Budget("1", per="day", store="memory")
     try:
         async with _llm(server, aisys.Cache("memory"), budget=budget) as llm:

@@ -63,10 +63,11 @@ def test_bad_values_name_field_value_and_allowed(
     assert isinstance(raised.value, ValueError)
 
 
-def test_redacted_is_not_available_yet() -> None:
-    """capture_content=redacted says plainly that it is not available yet."""
-    with pytest.raises(aisys.ConfigError, match="not available yet"):
-        aisys.configure(capture_content="redacted")
+def test_redacted_is_accepted_and_patterns_are_checked() -> None:
+    """capture_content=redacted works; a bad custom pattern names itself."""
+    assert aisys.configure(capture_content="redacted").capture_content == "redacted"
+    with pytest.raises(aisys.ConfigError, match="redact_patterns"):
+        aisys.configure(redact_patterns={"EMPLOYEE_ID": "E-(\\d"})
 
 
 def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:

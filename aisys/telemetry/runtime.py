@@ -56,11 +56,14 @@ class Telemetry:
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
         log_sink: MutableSequence[dict[str, Any]] | None = None,
+        redactor: Any = None,
     ) -> None:
         self.settings = settings
+        self.redactor = redactor
+        """Set when ``capture_content="redacted"``: content passes through it first."""
         opt_in = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
         self.latest = _LATEST_OPT_IN in {part.strip() for part in opt_in.split(",")}
-        self.capture = settings.capture_content == "full"
+        self.capture = settings.capture_content != "off"
         self._processors: list[Any] = []
         self._flushables: list[Any] = []
         self._own_providers: list[Any] = []
@@ -163,7 +166,13 @@ class Telemetry:
             recording = span.is_recording()
             listening = self.events.listening()
             if recording or listening:
-                attrs = end_attributes(call, latest=self.latest, capture=self.capture)
+                attrs = end_attributes(
+                    call,
+                    latest=self.latest,
+                    capture=self.capture,
+                    redact=self._redact_for(span) if self.redactor else None,
+                    max_chars=self.settings.capture_max_chars,
+                )
             if recording:
                 self._describe(call, span, attrs)
         except Exception:  # telemetry must never break the call it observes
@@ -175,6 +184,17 @@ class Telemetry:
                 self._emit(call, span, attrs, duration)
         except Exception:
             _log.debug("aisys could not record a call", exc_info=True)
+
+    def _redact_for(self, span: Span) -> Any:
+        """Redaction numbered per trace: the span's trace id scopes the placeholders."""
+        ctx = span.get_span_context()
+        scope = f"{ctx.trace_id:032x}" if ctx.is_valid else ""
+        redactor = self.redactor
+
+        def redact(value: Any) -> Any:
+            return redactor.redact_value(value, scope)
+
+        return redact
 
     def _describe(self, call: Call, span: Span, attrs: dict[str, Any]) -> None:
         """Name, attributes, status and attempt children of a recording span."""

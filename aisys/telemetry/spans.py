@@ -7,7 +7,7 @@ nothing about providers or about how the call was made.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aisys.call import Call, requests_made
@@ -64,7 +64,14 @@ def start_attributes(call: Call) -> dict[str, Any]:
     return attrs
 
 
-def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]:
+def end_attributes(
+    call: Call,
+    *,
+    latest: bool,
+    capture: bool,
+    redact: Callable[[Any], Any] | None = None,
+    max_chars: int = 8000,
+) -> dict[str, Any]:
     """Attributes learnt from the result (or the failure) of the call."""
     attrs: dict[str, Any] = {}
     if latest and call.prompt is not None:
@@ -126,7 +133,7 @@ def end_attributes(call: Call, *, latest: bool, capture: bool) -> dict[str, Any]
     if call.error is not None:
         attrs[A.ERROR_TYPE] = error_type(call.error)
     if capture:
-        _content_attributes(attrs, call)
+        _content_attributes(attrs, call, redact or _same, max_chars)
     if call.attributes:
         attrs.update(call.attributes)
     return attrs
@@ -225,16 +232,43 @@ def _retrieval_attributes(attrs: dict[str, Any], call: Call, *, latest: bool) ->
         attrs[A.AISYS_RETRIEVAL_SCORES] = call.scores
 
 
-def _content_attributes(attrs: dict[str, Any], call: Call) -> None:
-    """Prompts, completions and documents, in the conventions' message shape."""
+def _same(value: Any) -> Any:
+    return value
+
+
+def _content_attributes(
+    attrs: dict[str, Any],
+    call: Call,
+    redact: Callable[[Any], Any],
+    max_chars: int,
+) -> None:
+    """Prompts, completions and documents, in the conventions' message shape.
+
+    Every string passes through ``redact`` before it is serialised (the identity with
+    ``capture_content="full"``), and each field is cut to ``max_chars`` as valid JSON.
+    """
     if call.kind == "retrieval":
         if call.query is not None:
-            attrs[A.GEN_AI_RETRIEVAL_QUERY_TEXT] = call.query
+            attrs[A.GEN_AI_RETRIEVAL_QUERY_TEXT] = _cut(redact(call.query), max_chars)
         if call.documents is not None:
-            attrs[A.GEN_AI_RETRIEVAL_DOCUMENTS] = _json(call.documents)
+            attrs[A.GEN_AI_RETRIEVAL_DOCUMENTS] = _limited(
+                redact(_plain(call.documents)), max_chars
+            )
         return
     if call.input_messages is not None:
-        attrs[A.GEN_AI_INPUT_MESSAGES] = _json(_messages(call.input_messages))
+        messages = redact(_messages(call.input_messages))
+        # The chat history keeps its system messages (as sent); their text parts are
+        # also the conventions' system instructions.
+        system = [
+            part
+            for message in messages
+            if message["role"] in ("system", "developer")
+            for part in message["parts"]
+            if part.get("type") == "text"
+        ]
+        if system:
+            attrs[A.GEN_AI_SYSTEM_INSTRUCTIONS] = _limited(system, max_chars)
+        attrs[A.GEN_AI_INPUT_MESSAGES] = _limited(messages, max_chars)
     if call.output_text is not None:
         output: dict[str, Any] = {
             "role": "assistant",
@@ -242,7 +276,61 @@ def _content_attributes(attrs: dict[str, Any], call: Call) -> None:
         }
         if call.finish_reasons:
             output["finish_reason"] = call.finish_reasons[0]
-        attrs[A.GEN_AI_OUTPUT_MESSAGES] = _json([output])
+        attrs[A.GEN_AI_OUTPUT_MESSAGES] = _limited(redact([output]), max_chars)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able data (pydantic models dumped), so redaction sees every string."""
+    return json.loads(_json(value))
+
+
+def _cut(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    return text[: max(0, max_chars - 30)] + f"…[{len(text) - max_chars + 30} chars cut]"
+
+
+def _limited(value: Any, max_chars: int) -> str:
+    """``value`` as JSON of at most ``max_chars``, still valid JSON.
+
+    The longest strings are cut first, each saying how much was cut.
+    """
+    text = _json(value)
+    if len(text) <= max_chars:
+        return text
+    budget = max_chars
+    for _ in range(8):
+        strings = sorted(_strings(value), key=len, reverse=True)
+        if not strings:
+            break
+        over = len(text) - budget
+        longest = len(strings[0])
+        value = _shorten(value, max(16, longest - over - 40))
+        text = _json(value)
+        if len(text) <= budget:
+            return text
+    return _json({"truncated": True, "chars": len(_json(value))})
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _shorten(value: Any, keep: int) -> Any:
+    if isinstance(value, str):
+        return _cut(value, keep) if len(value) > keep else value
+    if isinstance(value, Mapping):
+        return {k: _shorten(v, keep) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shorten(v, keep) for v in value]
+    return value
 
 
 def _messages(value: Any) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""Safety: redaction (applied inside telemetry) and, as they come, guards."""
