@@ -23,31 +23,52 @@ from typing import Any
 
 __all__ = ["Redactor", "redact"]
 
-# Secrets: each pattern matches the secret itself (group "s" when only part of the match).
-_SECRET_PATTERNS = [
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
-    r"\bsk-ant-[A-Za-z0-9_\-]{20,}",  # Anthropic
-    r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",  # OpenAI
-    r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",  # AWS access key id
-    r"(?i)aws_?secret_?access_?key\s*[=:]\s*[\"']?(?P<s>[A-Za-z0-9/+=]{40})",
-    r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",  # GitHub
-    r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",
-    r"\bglpat-[A-Za-z0-9_\-]{20,}\b",  # GitLab
-    r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b",  # Slack
-    r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b",  # Stripe
-    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API key
-    r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b",  # SendGrid
-    r"\b(?:AC|SK)[0-9a-f]{32}\b",  # Twilio
-    r"\bnpm_[A-Za-z0-9]{36}\b",  # npm
-    r"\bhf_[A-Za-z0-9]{30,}\b",  # Hugging Face
-    r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
-    r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9._~+/\-]{16,}=*)",
-    r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:(?P<s>[^\s@/]+)@",  # password in a URL
-    r"(?i)\b(?:password|passwd|pwd|secret|api_?key|token)\s*[=:]\s*[\"']?(?P<s>[^\s\"',;]{8,})",
+# Secrets: each pattern matches the secret itself (group "s" when only part of the match),
+# with the literal text it cannot match without: the regex only runs when one is there.
+_SECRET_PATTERNS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+        ("-----begin",),
+    ),
+    (r"\bsk-ant-[A-Za-z0-9_\-]{20,}", ("sk-ant-",)),  # Anthropic
+    (r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}", ("sk-",)),  # OpenAI
+    (
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+        ("akia", "asia", "abia", "acca"),
+    ),  # AWS
+    (
+        r"(?i)aws_?secret_?access_?key\s*[=:]\s*[\"']?(?P<s>[A-Za-z0-9/+=]{40})",
+        ("aws",),
+    ),
+    (r"\bgh[pousr]_[A-Za-z0-9]{36,}\b", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    (r"\bgithub_pat_[A-Za-z0-9_]{22,}\b", ("github_pat_",)),
+    (r"\bglpat-[A-Za-z0-9_\-]{20,}\b", ("glpat-",)),  # GitLab
+    (r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b", ("xox",)),  # Slack
+    (r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b", ("k_live_", "k_test_")),  # Stripe
+    (r"\bAIza[0-9A-Za-z_\-]{35}\b", ("aiza",)),  # Google API key
+    (r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b", ("sg.",)),  # SendGrid
+    (r"\b(?:AC|SK)[0-9a-f]{32}\b", ("ac", "sk")),  # Twilio
+    (r"\bnpm_[A-Za-z0-9]{36}\b", ("npm_",)),  # npm
+    (r"\bhf_[A-Za-z0-9]{30,}\b", ("hf_",)),  # Hugging Face
+    (
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        ("eyj",),
+    ),  # JWT
+    (r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9._~+/\-]{16,}=*)", ("bearer",)),
+    (
+        r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:(?P<s>[^\s@/]+)@",
+        ("://",),
+    ),  # password in a URL
+    (
+        r"(?i)\b(?:password|passwd|pwd|secret|api_?key|token)\s*[=:]\s*[\"']?(?P<s>[^\s\"',;]{8,})",
+        ("password", "passwd", "pwd", "secret", "apikey", "api_key", "token"),
+    ),
 ]
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
-_CARD = re.compile(r"(?<![\d-])(?:\d[ \-]?){12,18}\d(?![\d-])")
+# One pass finds every run of digits that could be a card, a phone number or an IP.
+_DIGITS = re.compile(r"\+?\(?\d[\d \-.()]{5,40}\d")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 # Phone candidates: 7+ digits with the usual separators, optionally international.
@@ -57,50 +78,120 @@ _PHONE = re.compile(
 _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{2}[./-]\d{2}[./-]\d{2,4}$")
 
 
-def _cards(text: str) -> Iterator[tuple[int, int]]:
+_NON_DIGIT = re.compile(r"\D")
+
+
+def _digit_findings(text: str, region: str) -> Iterator[tuple[int, int, str]]:
+    """Cards (Luhn), IPv4 addresses and phone numbers (libphonenumber) in digit runs."""
+    for match in _DIGITS.finditer(text):
+        run = match.group()
+        start = match.start()
+        if run.count(".") >= 3:
+            for ip in _IPV4.finditer(run):
+                try:
+                    ipaddress.ip_address(ip.group())
+                except ValueError:
+                    continue
+                yield start + ip.start(), start + ip.end(), "IP"
+                # Blank the address out, keeping offsets, and look at the rest.
+                run = (
+                    run[: ip.start()] + " " * (ip.end() - ip.start()) + run[ip.end() :]
+                )
+        card = _card_in(run)
+        if card is not None:
+            yield start + card[0], start + card[1], "CARD"
+            run = run[: card[0]] + " " * (card[1] - card[0]) + run[card[1] :]
+        digits = _NON_DIGIT.sub("", run)
+        if 7 <= len(digits) <= 15 and not _DATE_LIKE.match(run.strip()):
+            yield from _phone(run, start, region)
+
+
+_GROUP = re.compile(r"\d+")
+
+
+def _card_in(run: str) -> tuple[int, int] | None:
+    """A Luhn-valid card number made of consecutive digit groups of ``run``."""
     from stdnum import luhn
 
-    for match in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn.is_valid(digits):
-            yield match.span()
+    groups = [(m.start(), m.end()) for m in _GROUP.finditer(run)]
+    for first in range(len(groups)):
+        digits = ""
+        for last in range(first, len(groups)):
+            if last > first and run[groups[last - 1][1] : groups[last][0]] not in (
+                " ",
+                "-",
+            ):
+                break
+            digits += run[groups[last][0] : groups[last][1]]
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and luhn.is_valid(digits):
+                return groups[first][0], groups[last][1]
+    return None
+
+
+def _phone(run: str, start: int, region: str) -> Iterator[tuple[int, int, str]]:
+    """Phone numbers in a digit run.
+
+    When the whole run is not one, its windows of whitespace-separated tokens are
+    tried, longest first (a number written next to another).
+    """
+    import phonenumbers
+
+    try:
+        found = list(phonenumbers.PhoneNumberMatcher(run, region))
+    except Exception:
+        found = []
+    if found:
+        for item in found:
+            yield start + item.start, start + item.end, "PHONE"
+        return
+    tokens = [(m.start(), m.end()) for m in re.finditer(r"\S+", run)]
+    for size in range(len(tokens) - 1, 0, -1):
+        for first in range(len(tokens) - size + 1):
+            left, right = tokens[first][0], tokens[first + size - 1][1]
+            window = run[left:right]
+            if not 7 <= len(_NON_DIGIT.sub("", window)) <= 15:
+                continue
+            try:
+                number = phonenumbers.parse(window, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                yield start + left, start + right, "PHONE"
+                return
 
 
 def _ibans(text: str) -> Iterator[tuple[int, int]]:
     from stdnum import iban
 
+    if _IBAN_START.search(text) is None:
+        return
     for match in _IBAN.finditer(text):
-        if iban.is_valid(match.group()):
-            yield match.span()
+        candidate = match.group()
+        # The pattern may run into a following number: drop trailing groups until the
+        # checksum holds (or too little is left).
+        while len(candidate.replace(" ", "")) >= 15:
+            if iban.is_valid(candidate):
+                yield match.start(), match.start() + len(candidate)
+                break
+            if " " not in candidate:
+                break
+            candidate = candidate.rsplit(" ", 1)[0]
 
 
-def _ips(text: str) -> Iterator[tuple[int, int]]:
-    for pattern in (_IPV4, _IPV6):
-        for match in pattern.finditer(text):
-            candidate = match.group()
-            if candidate.count(":") >= 2 and not re.search(r"[0-9A-Fa-f]", candidate):
-                continue
-            try:
-                ipaddress.ip_address(candidate)
-            except ValueError:
-                continue
-            yield match.span()
-
-
-def _phones(text: str, region: str) -> Iterator[tuple[int, int]]:
-    import phonenumbers
-
-    for match in _PHONE.finditer(text):
-        candidate = match.group().strip()
-        if _DATE_LIKE.match(candidate):
+def _ipv6(text: str) -> Iterator[tuple[int, int]]:
+    if text.count(":") < 2:
+        return
+    for match in _IPV6.finditer(text):
+        candidate = match.group()
+        if not re.search(r"[0-9A-Fa-f]", candidate):
             continue
         try:
-            number = phonenumbers.parse(candidate, region)
-        except phonenumbers.NumberParseException:
+            ipaddress.ip_address(candidate)
+        except ValueError:
             continue
-        if phonenumbers.is_valid_number(number):
-            start = match.start() + (len(match.group()) - len(match.group().lstrip()))
-            yield start, start + len(candidate)
+        yield match.span()
 
 
 class Redactor:
@@ -119,7 +210,8 @@ class Redactor:
         redactor: Callable[[str], str] | None = None,
         phone_region: str = "US",
     ) -> None:
-        self.secrets = [re.compile(p) for p in _SECRET_PATTERNS]
+        self.secrets = [(re.compile(p), needles) for p, needles in _SECRET_PATTERNS]
+        self.needles = frozenset(n for _, needles in _SECRET_PATTERNS for n in needles)
         self.custom = [
             (kind.upper(), re.compile(p)) for kind, p in (patterns or {}).items()
         ]
@@ -131,18 +223,21 @@ class Redactor:
     def findings(self, text: str) -> list[tuple[int, int, str]]:
         """Where secrets and personal data are: (start, end, kind), left to right."""
         found: list[tuple[int, int, str]] = []
-        for pattern in self.secrets:
+        lowered = text.lower()
+        present = {needle for needle in self.needles if needle in lowered}
+        for pattern, needles in self.secrets:
+            if present.isdisjoint(needles):
+                continue
             for match in pattern.finditer(text):
                 group = "s" if "s" in pattern.groupindex and match.group("s") else 0
                 found.append((match.start(group), match.end(group), "SECRET"))
         for kind, pattern in self.custom:
             found.extend((m.start(), m.end(), kind) for m in pattern.finditer(text))
-        found.extend((m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text))
-        if any(c.isdigit() for c in text):
-            found.extend((s, e, "CARD") for s, e in _cards(text))
-            found.extend((s, e, "IBAN") for s, e in _ibans(text))
-            found.extend((s, e, "IP") for s, e in _ips(text))
-            found.extend((s, e, "PHONE") for s, e in _phones(text, self.phone_region))
+        if "@" in text:
+            found.extend((m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text))
+        found.extend(_digit_findings(text, self.phone_region))
+        found.extend((s, e, "IBAN") for s, e in _ibans(text))
+        found.extend((s, e, "IP") for s, e in _ipv6(text))
         # Earlier and longer findings win where two overlap.
         found.sort(key=lambda f: (f[0], -(f[1] - f[0])))
         kept: list[tuple[int, int, str]] = []
