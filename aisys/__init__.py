@@ -106,6 +106,7 @@ __all__ = [
     "estimate_cost",
     "flush",
     "get_prompt",
+    "guards",
     "redact",
     "register_price",
     "shutdown",
@@ -154,6 +155,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> _typing.Any:
+    if name == "guards":  # a module of its own: `aisys.guards.Secrets()`
+        return _importlib.import_module("aisys.guards")
     module = _LAZY.get(name)
     if module is None:
         msg = f"module 'aisys' has no attribute {name!r}"

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from aisys.guards import Guard
     from aisys.pipeline.budget import Budget
     from aisys.pipeline.cache import Cache
     from aisys.pipeline.retry import Retry
@@ -189,6 +190,7 @@ class Runtime:
         budget: Budget | Sequence[Budget] | None = None,
         cache: Cache | None = None,
         prompt: Prompt | None = None,
+        guards: Sequence[Guard] = (),
     ) -> Callable[[F], F]: ...
     def traced_llm(
         self,
@@ -206,6 +208,7 @@ class Runtime:
         budget: Budget | Sequence[Budget] | None = None,
         cache: Cache | None = None,
         prompt: Prompt | None = None,
+        guards: Sequence[Guard] = (),
     ) -> F | Callable[[F], F]:
         """Trace a function that calls a model; it returns exactly what it returned.
 
@@ -224,7 +227,8 @@ class Runtime:
         answers repeated calls with the same arguments from the cache, without calling
         the function (its result must be JSON or a pydantic model, e.g. an SDK response).
         ``prompt=aisys.get_prompt(...)`` records the prompt's name, version and sha256 on
-        every call (and its model, when ``model=`` is not given).
+        every call (and its model, when ``model=`` is not given). ``guards=[...]``
+        (`aisys.guards`) check the prompt argument before the call and the answer after.
 
         Added in 0.1.
         """
@@ -243,7 +247,9 @@ class Runtime:
 
             budgets = _budgets(budget, spec, func)
             _check_cache(cache, func)
-            steps = assemble(runtime=lambda: self, budgets=budgets, cache=cache)
+            steps = assemble(
+                runtime=lambda: self, budgets=budgets, cache=cache, guards=guards
+            )
             route = None
             if (
                 retry is not None

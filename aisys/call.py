@@ -41,11 +41,13 @@ class Call:
         "fallback_index",
         "finish_reasons",
         "finishers",
+        "guard_findings",
         "input_messages",
         "input_value",
         "kind",
         "name",
         "operation",
+        "output_checks",
         "output_text",
         "prompt",
         "provider",
@@ -143,6 +145,10 @@ class Call:
         self.cache_saved_usd: float | None = None
         """What a hit would have cost (``None`` when the price is unknown)."""
         self.finishers: list[Any] = []
+        self.guard_findings: list[tuple[str, str, tuple[Any, ...]]] = []
+        """(guard, action, findings) for every guard that found something."""
+        self.output_checks: list[Any] = []
+        """Checks a streamed answer's whole text must pass when the stream ends."""
         """Flows steps left to run once the call's outcome and cost are known."""
 
     def span_name(self) -> str:

@@ -77,7 +77,26 @@ class PromptError(AisysError):
 
 
 class GuardError(AisysError):
-    """A guard rejected the input or the output of a call."""
+    """A guard rejected the input or the output of a call.
+
+    Attributes:
+        guard: The guard's name (``secrets``, ``prompt_injection`` …).
+        action: Its action (``block``, or ``fallback`` when no target was left).
+        findings: What it found — kind, source and offsets, never the text itself.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        guard: str | None = None,
+        action: str | None = None,
+        findings: tuple[Any, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.guard = guard
+        self.action = action
+        self.findings = findings
 
 
 class OutputValidationError(GuardError):

@@ -209,12 +209,91 @@ class LLMRequest:
     The LLM brings its fallbacks; a budget's downgrade swaps it for a cheaper one.
     """
 
-    __slots__ = ("llm", "payload", "use_cache")
+    __slots__ = ("chain", "llm", "payload", "use_cache")
 
-    def __init__(self, llm: LLM, payload: Any, *, use_cache: bool = True) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        payload: Any,
+        *,
+        use_cache: bool = True,
+        chain: tuple[LLM, ...] | None = None,
+    ) -> None:
         self.llm = llm
         self.payload = payload
         self.use_cache = use_cache
+        self.chain = chain
+        """The targets to route over, when not ``llm`` and its fallbacks."""
+
+    def _copy(self, **changes: Any) -> LLMRequest:
+        fields = {
+            "llm": self.llm,
+            "payload": self.payload,
+            "use_cache": self.use_cache,
+            "chain": self.chain,
+            **changes,
+        }
+        return LLMRequest(
+            fields["llm"],
+            fields["payload"],
+            use_cache=fields["use_cache"],
+            chain=fields["chain"],
+        )
+
+    def input_parts(self) -> list[tuple[int, str, str]]:
+        """Each message's text by role (embeddings: each text, as the user's)."""
+        payload = self.payload
+        if not isinstance(payload, ChatRequest):
+            return [(i, "user", text) for i, text in enumerate(payload[0])]
+        parts = []
+        for index, message in enumerate(payload.messages):
+            content = message.get("content")
+            if isinstance(content, list):
+                content = "".join(
+                    p.get("text", "") for p in content if isinstance(p, Mapping)
+                )
+            if isinstance(content, str) and content:
+                parts.append((index, str(message.get("role", "user")), content))
+        return parts
+
+    def with_input(self, replaced: dict[int, str]) -> LLMRequest:
+        """The request with some message texts replaced (an input guard's redaction)."""
+        payload = self.payload
+        if not isinstance(payload, ChatRequest):
+            texts = [replaced.get(i, t) for i, t in enumerate(payload[0])]
+            return self._copy(payload=(texts, payload[1]))
+        messages = [
+            {**message, "content": replaced[index]} if index in replaced else message
+            for index, message in enumerate(payload.messages)
+        ]
+        return self._copy(payload=payload.model_copy(update={"messages": messages}))
+
+    def output_text(self, result: Any) -> str | None:
+        """The answer's text; ``None`` for a stream (checked once it has ended)."""
+        if isinstance(result, _Hit):
+            return result.response.text
+        if isinstance(result, ChatResponse):
+            return result.text
+        if isinstance(result, EmbeddingResponse):
+            return ""
+        return None
+
+    def with_output(self, result: Any, text: str) -> Any:
+        """The answer with its text replaced (an output guard's redaction)."""
+        if isinstance(result, _Hit):
+            return _Hit(result.response.model_copy(update={"text": text}), None)
+        return result.model_copy(update={"text": text})
+
+    def after(self, target: str | None) -> LLMRequest | None:
+        """The request to the targets after ``target`` in this request's chain."""
+        chain = self.chain or (self.llm, *self.llm.fallbacks)
+        labels = [llm.model for llm in chain]
+        if target not in labels:
+            return None
+        rest = chain[labels.index(target) + 1 :]
+        if not rest:
+            return None
+        return self._copy(llm=rest[0], chain=tuple(rest), use_cache=False)
 
     @property
     def shares_flights(self) -> bool:
@@ -258,7 +337,7 @@ class LLMRequest:
     def retarget(self, model: str | LLM) -> LLMRequest:
         """The same request to another model (a budget's downgrade)."""
         llm = model if isinstance(model, LLM) else self.llm.sibling(model)
-        return LLMRequest(llm, self.payload, use_cache=self.use_cache)
+        return self._copy(llm=llm, chain=None)
 
 
 class _Hit:
@@ -302,6 +381,8 @@ class LLM:
             leaves the process (see docs/cost.md).
         cache: An `aisys.Cache` answering identical requests from a store (see
             docs/caching.md); ``llm.chat(..., cache=False)`` bypasses it for one call.
+        guards: `aisys.guards` checks on the input (before anything is sent) and the
+            answer (see docs/security.md).
         transport: An ``httpx2`` transport to use instead of the network (tests, e.g.
             `aisys.testing.ScriptedTransport`).
         runtime: The aisys runtime whose telemetry, clock and breakers settings apply.
@@ -325,6 +406,7 @@ class LLM:
         circuit: CircuitBreaker | Default | None = DEFAULT,
         budget: Any = None,
         cache: Any = None,
+        guards: Sequence[Any] = (),
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
@@ -387,8 +469,12 @@ class LLM:
                 msg = f"cache must be an aisys.Cache(...) or None, got {cache!r}"
                 raise ConfigError(msg, field="cache")
         self.cache = cache
+        self.guards = tuple(guards)
         self._steps = assemble(
-            runtime=lambda: self.runtime, budgets=self.budgets, cache=cache
+            runtime=lambda: self.runtime,
+            budgets=self.budgets,
+            cache=cache,
+            guards=self.guards,
         )
         self._siblings: dict[str, LLM] = {}
         self._client: httpx2.Client | None = None
@@ -663,7 +749,11 @@ class LLM:
         """The configured steps, ending in the route over this LLM and its fallbacks."""
 
         def last(request: LLMRequest) -> Flow[T]:
-            return request.llm._route_flow(route, attempt, request.payload)
+            result = yield from request.llm._route_flow(
+                route, attempt, request.payload, request.chain
+            )
+            call.target = route.target
+            return result
 
         flow: Flow[T] = run(
             call, self._steps, last, LLMRequest(self, payload, use_cache=use_cache)
@@ -684,6 +774,7 @@ class LLM:
         route: Route,
         attempt: Callable[[LLM, Any, float | None], Flow[T]],
         request: Any,
+        chain: tuple[LLM, ...] | None = None,
     ) -> Flow[T]:
         targets = [
             RouteTarget(
@@ -696,7 +787,7 @@ class LLM:
                 if isinstance(llm.circuit, CircuitBreaker)
                 else None,
             )
-            for llm in (self, *self.fallbacks)
+            for llm in chain or (self, *self.fallbacks)
         ]
         return route_flow(route, targets)
 

@@ -13,7 +13,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from aisys.errors import ProviderConnectionError, ProviderError
+from aisys.errors import AisysError, ProviderConnectionError, ProviderError
 from aisys.llm import Opened, estimate, stream_attempt
 from aisys.metering.cost import meter
 from aisys.pipeline._flow import Flow, adrive, drive
@@ -127,7 +127,7 @@ class _StreamCore:
             self._opened.llm.provider.name if self._opened else self._llm.provider.name
         )
 
-    def _ended(self) -> ProviderError | None:
+    def _ended(self) -> AisysError | None:
         """The event stream ran out: read the answer; return the error if it was cut."""
         assert self._opened is not None  # noqa: S101 - only called once opened
         parser = self._opened.parser
@@ -139,6 +139,12 @@ class _StreamCore:
                 provider=self._provider,
             )
         response = parser.response()
+        if self._call is not None:
+            for check in self._call.output_checks:
+                try:
+                    check(response.text)  # an output guard on the whole answer
+                except AisysError as exc:
+                    return exc
         if self._route is not None and self._call is not None:
             response = self._opened.llm.finished(
                 self._call, self._route, self._request, response

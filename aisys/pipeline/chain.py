@@ -49,6 +49,21 @@ class Request(Protocol):
     def wait_limit(self) -> float:
         """Seconds a single-flight follower waits for its leader at most."""
 
+    def input_parts(self) -> list[tuple[int, str, str]]:
+        """(index, source, text) of what the call sends: messages by role."""
+
+    def with_input(self, replaced: dict[int, str]) -> Request:
+        """The same request with the texts at ``replaced``'s indexes replaced."""
+
+    def output_text(self, result: Any) -> str | None:
+        """The answer's text (``None`` for a stream, checked when it ends)."""
+
+    def with_output(self, result: Any, text: str) -> Any:
+        """The answer with its text replaced (redaction)."""
+
+    def after(self, target: str | None) -> Request | None:
+        """The request to the targets after ``target``; ``None`` if there are none."""
+
     def retarget(self, model: Any) -> Request:
         """The same request aimed at another model (a budget's downgrade).
 
@@ -57,7 +72,11 @@ class Request(Protocol):
 
 
 def assemble(
-    *, runtime: Callable[[], Any], budgets: Sequence[Any] = (), cache: Any = None
+    *,
+    runtime: Callable[[], Any],
+    budgets: Sequence[Any] = (),
+    cache: Any = None,
+    guards: Sequence[Any] = (),
 ) -> tuple[Step, ...]:
     """The steps a call was configured with, in the order of DESIGN.md's picture.
 
@@ -66,10 +85,20 @@ def assemble(
     ``runtime`` gives the `aisys.Runtime` in force at call time (clock, settings).
     """
     steps: list[Step] = []
+    inputs = tuple(g for g in guards if "input" in g.stages)
+    outputs = tuple(g for g in guards if "output" in g.stages)
+    if inputs:
+        from aisys.pipeline.guard import guard_input_step
+
+        steps.append(guard_input_step(inputs))
     if budgets:
         from aisys.pipeline.budget import budget_step
 
         steps.append(budget_step(tuple(budgets), runtime))
+    if outputs:
+        from aisys.pipeline.guard import guard_output_step
+
+        steps.append(guard_output_step(outputs))
     if cache is not None:
         from aisys.pipeline.cache import cache_step
 

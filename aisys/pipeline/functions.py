@@ -180,6 +180,76 @@ class Invocation:
             "args": arguments,
         }
 
+    def input_parts(self) -> list[tuple[int, str, str]]:
+        """The prompt argument: a string (the user's), or messages by role."""
+        value = self.call.input_value
+        if isinstance(value, str):
+            return [(0, "user", value)]
+        parts = []
+        if isinstance(value, list | tuple):
+            for index, message in enumerate(value):
+                if isinstance(message, Mapping) and isinstance(
+                    message.get("content"), str
+                ):
+                    parts.append(
+                        (index, str(message.get("role", "user")), message["content"])
+                    )
+        return parts
+
+    def with_input(self, replaced: dict[int, str]) -> Invocation:
+        """The call with its prompt argument's texts replaced (input redaction)."""
+        value = self.call.input_value
+        if isinstance(value, str):
+            new: Any = replaced.get(0, value)
+        else:
+            new = [
+                {**m, "content": replaced[i]} if i in replaced else m
+                for i, m in enumerate(value)
+            ]
+        param = self.spec.input_param
+        if param is None:  # pragma: no cover - parts come from the input parameter
+            return self
+        key, index = param
+        args, kwargs = self.args, dict(self.kwargs)
+        if index is not None and index < len(args):
+            args = (*args[:index], new, *args[index + 1 :])
+        else:
+            kwargs[key] = new
+        self.call.input_value = new
+        return Invocation(self.spec, self.call, args, kwargs, self.fn)
+
+    def output_text(self, result: Any) -> str | None:
+        """The answer's text, read as telemetry reads it ("" when there is none)."""
+        if isinstance(result, str):
+            return result
+        from aisys.call import Call
+        from aisys.providers.base import read_result, stream_kind
+
+        if stream_kind(result) is not None:
+            return None
+        scratch = Call("llm", "chat")
+        read_result(scratch, result)
+        return scratch.output_text or ""
+
+    def with_output(self, result: Any, text: str) -> Any:
+        """The answer with its text redacted: strings and `aisys.ChatResponse` only."""
+        if isinstance(result, str):
+            return text
+        if hasattr(result, "model_copy") and hasattr(result, "text"):
+            return result.model_copy(update={"text": text})
+        from aisys.errors import GuardError
+
+        msg = (
+            f"an output guard would redact this {type(result).__name__}, which aisys "
+            "cannot rewrite; return a string or an aisys.ChatResponse, or use "
+            "action='block'"
+        )
+        raise GuardError(msg, action="redact")
+
+    def after(self, target: str | None) -> Invocation | None:
+        """Decorated functions have no further target for an output guard."""
+        return None
+
     def from_cache(self, value: Any, chunks: list[str] | None) -> Any:
         """The stored return value, as the function returned it.
 

@@ -67,6 +67,11 @@ class Instruments:
             unit="{request}",
             description="Cache lookups by result: hit, miss or error.",
         )
+        self.guard_findings = meter.create_counter(
+            A.METRIC_GUARD_FINDINGS,
+            unit="{finding}",
+            description="What guards found, by guard and action.",
+        )
         self.budget_spent = meter.create_counter(
             A.METRIC_BUDGET_SPENT_USD,
             unit="USD",
@@ -135,6 +140,11 @@ class Instruments:
             self.errors.add(1, attrs)
         if call.attempts:
             self._record_route(call, ok_attrs)
+        for guard, action, findings in call.guard_findings:
+            self.guard_findings.add(
+                len(findings),
+                {**ok_attrs, A.AISYS_GUARD_NAME: guard, A.AISYS_GUARD_ACTION: action},
+            )
         if call.cache_result is not None:
             self.cache_requests.add(
                 1, {**ok_attrs, A.AISYS_CACHE_RESULT: call.cache_result}

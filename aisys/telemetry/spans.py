@@ -124,6 +124,8 @@ def end_attributes(
         _cost_attributes(attrs, call.cost)
     if call.budget is not None:
         _budget_attributes(attrs, call.budget)
+    if call.guard_findings:
+        attrs[A.AISYS_GUARD_FINDINGS] = [name for name, _, _ in call.guard_findings]
     if call.cache_result is not None:
         attrs[A.AISYS_CACHE_HIT] = call.cache_hit
         if call.cache_backend:
