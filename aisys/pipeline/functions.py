@@ -209,13 +209,17 @@ class Invocation:
         param = self.spec.input_param
         if param is None:  # pragma: no cover - parts come from the input parameter
             return self
+        self.call.input_value = new
+        return self._with_argument(param, new)
+
+    def _with_argument(self, param: tuple[str, int | None], value: Any) -> Invocation:
+        """The same call with one argument (by name and position) replaced."""
         key, index = param
         args, kwargs = self.args, dict(self.kwargs)
         if index is not None and index < len(args):
-            args = (*args[:index], new, *args[index + 1 :])
+            args = (*args[:index], value, *args[index + 1 :])
         else:
-            kwargs[key] = new
-        self.call.input_value = new
+            kwargs[key] = value
         return Invocation(self.spec, self.call, args, kwargs, self.fn)
 
     def output_text(self, result: Any) -> str | None:
@@ -278,14 +282,8 @@ class Invocation:
         if param is None:  # checked at decoration time; here for type checkers
             msg = "downgrade needs a function with a `model` parameter"
             raise ConfigError(msg, field="budget")
-        key, index = param
-        args, kwargs = self.args, dict(self.kwargs)
-        if index is not None and index < len(args):
-            args = (*args[:index], name, *args[index + 1 :])
-        else:
-            kwargs[key] = name
         self.call.request_model = name
-        return Invocation(self.spec, self.call, args, kwargs, self.fn)
+        return self._with_argument(param, name)
 
 
 class Plan:

@@ -331,18 +331,8 @@ class Registry:
                 "--by REVIEWER)"
             )
             raise PromptError(msg)
-        entry["labels"][label] = version
         entry["history"].setdefault(label, []).append(version)
-        lock["prompts"][name] = entry
-        self._append(
-            by=by,
-            action="promote",
-            name=name,
-            version=version,
-            label=label,
-            reason=reason,
-        )
-        self._write_lock(lock)
+        self._move(lock, entry, name, label, version, by, reason, "promote")
 
     def rollback(
         self, name: str, label: str, *, by: str, reason: str | None = None
@@ -356,18 +346,27 @@ class Registry:
             raise PromptError(msg)
         history.pop()
         version = int(history[-1])
+        self._move(lock, entry, name, label, version, by, reason, "rollback")
+        return version
+
+    def _move(
+        self,
+        lock: dict[str, Any],
+        entry: dict[str, Any],
+        name: str,
+        label: str,
+        version: int,
+        by: str,
+        reason: str | None,
+        action: str,
+    ) -> None:
+        """Point ``label`` at ``version``, record it in the audit trail, save the lock."""
         entry["labels"][label] = version
         lock["prompts"][name] = entry
         self._append(
-            by=by,
-            action="rollback",
-            name=name,
-            version=version,
-            label=label,
-            reason=reason,
+            by=by, action=action, name=name, version=version, label=label, reason=reason
         )
         self._write_lock(lock)
-        return version
 
     # -- checking -----------------------------------------------------------------------
 
