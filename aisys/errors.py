@@ -100,7 +100,26 @@ class GuardError(AisysError):
 
 
 class OutputValidationError(GuardError):
-    """The model's output did not match the structure asked for."""
+    """The model's output did not match the structure asked for, after every re-ask.
+
+    Attributes:
+        raw_text: The last answer's text.
+        errors: The last validation errors (``loc``, ``msg``, ``type``).
+        attempts: How many answers were asked for.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw_text: str = "",
+        errors: list[Any] | None = None,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message, guard="response_model", action="block")
+        self.raw_text = raw_text
+        self.errors = errors or []
+        self.attempts = attempts
 
 
 class BudgetExceededError(AisysError):

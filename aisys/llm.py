@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import threading
 import time
 import weakref
@@ -209,7 +210,14 @@ class LLMRequest:
     The LLM brings its fallbacks; a budget's downgrade swaps it for a cheaper one.
     """
 
-    __slots__ = ("chain", "llm", "payload", "use_cache")
+    __slots__ = (
+        "chain",
+        "llm",
+        "max_retries",
+        "payload",
+        "response_model",
+        "use_cache",
+    )
 
     def __init__(
         self,
@@ -218,12 +226,16 @@ class LLMRequest:
         *,
         use_cache: bool = True,
         chain: tuple[LLM, ...] | None = None,
+        response_model: Any = None,
+        max_retries: int = 2,
     ) -> None:
         self.llm = llm
         self.payload = payload
         self.use_cache = use_cache
         self.chain = chain
         """The targets to route over, when not ``llm`` and its fallbacks."""
+        self.response_model = response_model
+        self.max_retries = max_retries
 
     def _copy(self, **changes: Any) -> LLMRequest:
         fields = {
@@ -231,6 +243,8 @@ class LLMRequest:
             "payload": self.payload,
             "use_cache": self.use_cache,
             "chain": self.chain,
+            "response_model": self.response_model,
+            "max_retries": self.max_retries,
             **changes,
         }
         return LLMRequest(
@@ -238,7 +252,53 @@ class LLMRequest:
             fields["payload"],
             use_cache=fields["use_cache"],
             chain=fields["chain"],
+            response_model=fields["response_model"],
+            max_retries=fields["max_retries"],
         )
+
+    def asking_for(self, response_format: dict[str, Any]) -> LLMRequest:
+        """The request asking for JSON of a schema: natively where the provider can."""
+        payload = self.payload
+        if self.llm.provider.name != "anthropic":
+            params = {**payload.params, "response_format": response_format}
+            return self._copy(payload=payload.model_copy(update={"params": params}))
+        schema = json.dumps(response_format["json_schema"]["schema"])
+        instruction = {
+            "role": "system",
+            "content": f"Answer with only a JSON object matching this JSON schema: {schema}",
+        }
+        messages = [instruction, *payload.messages]
+        return self._copy(payload=payload.model_copy(update={"messages": messages}))
+
+    def followed_by(self, answer: str, feedback: str) -> LLMRequest:
+        """The conversation so far, the model's answer, and a user message after it."""
+        messages = [
+            *self.payload.messages,
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": feedback},
+        ]
+        return self._copy(
+            payload=self.payload.model_copy(update={"messages": messages})
+        )
+
+    def with_parsed(self, result: Any, parsed: Any, earlier: list[Any]) -> Any:
+        """The answer with ``parsed`` set and the usage of every attempt added up."""
+        hit = isinstance(result, _Hit)
+        response: ChatResponse = result.response if hit else result
+        usages = [
+            (r.response if isinstance(r, _Hit) else r).usage
+            for r in [*earlier, response]
+        ]
+        total = Usage(
+            input_tokens=sum(u.input_tokens for u in usages),
+            output_tokens=sum(u.output_tokens for u in usages),
+            cache_read_input_tokens=sum(u.cache_read_input_tokens for u in usages),
+            cache_write_input_tokens=sum(u.cache_write_input_tokens for u in usages),
+            reasoning_output_tokens=sum(u.reasoning_output_tokens for u in usages),
+            estimated=any(u.estimated for u in usages),
+        )
+        response = response.model_copy(update={"parsed": parsed, "usage": total})
+        return _Hit(response, result.chunks) if hit else response
 
     def input_parts(self) -> list[tuple[int, str, str]]:
         """Each message's text by role (embeddings: each text, as the user's)."""
@@ -475,6 +535,7 @@ class LLM:
             budgets=self.budgets,
             cache=cache,
             guards=self.guards,
+            structured=True,
         )
         self._siblings: dict[str, LLM] = {}
         self._client: httpx2.Client | None = None
@@ -611,11 +672,12 @@ class LLM:
         `aisys.Prompt`) records which prompt version the messages were rendered from.
         """
         use_cache, prompt = _use_cache(params), params.pop("prompt", None)
+        shape = _shape(params)
         request = self._request(messages, params, stream=False)
         with self._observe("chat", request, prompt=prompt) as (call, route):
             response: ChatResponse = drive(
                 self._call_flow(
-                    call, route, _chat_attempt, request, self.finished, use_cache
+                    call, route, _chat_attempt, request, self.finished, use_cache, shape
                 )
             )
             return response
@@ -623,11 +685,12 @@ class LLM:
     async def achat(self, messages: Any, **params: Any) -> ChatResponse:
         """The async twin of `chat`."""
         use_cache, prompt = _use_cache(params), params.pop("prompt", None)
+        shape = _shape(params)
         request = self._request(messages, params, stream=False)
         with self._observe("chat", request, prompt=prompt) as (call, route):
             response: ChatResponse = await adrive(
                 self._call_flow(
-                    call, route, _chat_attempt, request, self.finished, use_cache
+                    call, route, _chat_attempt, request, self.finished, use_cache, shape
                 )
             )
             return response
@@ -720,11 +783,12 @@ class LLM:
         payload: Any,
         finished: Callable[..., Any],
         use_cache: bool = True,
+        shape: tuple[Any, int] = (None, 2),
     ) -> Flow[Any]:
         """The whole call: the chain, then metering and what steps left to finish."""
         try:
             result = yield from self.chain_flow(
-                call, route, attempt, payload, use_cache
+                call, route, attempt, payload, use_cache, shape
             )
         except GeneratorExit:
             raise  # cancelled while suspended: nothing may be yielded any more
@@ -745,6 +809,7 @@ class LLM:
         attempt: Callable[[LLM, Any, float | None], Flow[T]],
         payload: Any,
         use_cache: bool = True,
+        shape: tuple[Any, int] = (None, 2),
     ) -> Flow[T]:
         """The configured steps, ending in the route over this LLM and its fallbacks."""
 
@@ -755,9 +820,14 @@ class LLM:
             call.target = route.target
             return result
 
-        flow: Flow[T] = run(
-            call, self._steps, last, LLMRequest(self, payload, use_cache=use_cache)
+        request = LLMRequest(
+            self,
+            payload,
+            use_cache=use_cache,
+            response_model=shape[0],
+            max_retries=shape[1],
         )
+        flow: Flow[T] = run(call, self._steps, last, request)
         return flow
 
     def _new_route(self) -> Route:
@@ -969,6 +1039,19 @@ def _prompt_facts(prompt: Any) -> tuple[str, str, str] | None:
     if prompt is None:
         return None
     return (str(prompt.name), str(prompt.version), str(prompt.sha256))
+
+
+def _shape(params: dict[str, Any]) -> tuple[Any, int]:
+    """Take ``response_model`` and ``max_retries`` out of the chat parameters."""
+    model = params.pop("response_model", None)
+    retries = params.pop("max_retries", 2)
+    if model is not None and not hasattr(model, "model_validate_json"):
+        msg = f"response_model must be a pydantic model class, got {model!r}"
+        raise TypeError(msg)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        msg = f"max_retries must be a whole number >= 0, got {retries!r}"
+        raise TypeError(msg)
+    return model, retries
 
 
 def _use_cache(params: dict[str, Any]) -> bool:

@@ -115,6 +115,8 @@ class ChatResponse(BaseModel):
     cached: bool = False
     attempts: int = 1
     fallback_index: int = 0
+    parsed: Any = None
+    """The answer validated as the call's ``response_model`` (structured output)."""
     raw: Any = Field(default=None, repr=False)
 
     @property

@@ -77,6 +77,7 @@ def assemble(
     budgets: Sequence[Any] = (),
     cache: Any = None,
     guards: Sequence[Any] = (),
+    structured: bool = False,
 ) -> tuple[Step, ...]:
     """The steps a call was configured with, in the order of DESIGN.md's picture.
 
@@ -99,6 +100,10 @@ def assemble(
         from aisys.pipeline.guard import guard_output_step
 
         steps.append(guard_output_step(outputs))
+    if structured:
+        from aisys.pipeline.structured import structured_step
+
+        steps.append(structured_step())
     if cache is not None:
         from aisys.pipeline.cache import cache_step
 
