@@ -215,3 +215,27 @@ def test_fallback_to_the_local_model(base_url: str) -> None:
     assert response.usage.output_tokens > 0
     root = next(s for s in seen.spans if s.parent is None)
     assert root.attributes["aisys.target"] == "openai:smollm2"
+
+
+def test_structured_output_and_cost_with_the_local_model(base_url: str) -> None:
+    """response_model against llama.cpp (json_schema honoured by its grammar); a local
+    server has no price: its cost is unknown, never $0."""
+    import warnings
+
+    import pydantic
+
+    class Colour(pydantic.BaseModel):
+        colour: str
+
+    with (
+        warnings.catch_warnings(),
+        aisys.LLM("openai:smollm2", base_url=base_url, timeout=120) as llm,
+    ):
+        warnings.simplefilter("ignore", aisys.AisysWarning)
+        response = llm.chat(PROMPT, response_model=Colour, max_tokens=32, temperature=0)
+    assert isinstance(response.parsed, Colour)
+    print(
+        f"[figures] structured output: {response.attempts} request(s), {response.parsed!r}"
+    )
+    assert response.cost.status == "unknown"
+    assert response.cost.usd is None
