@@ -13,7 +13,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys.call import Call
-from aisys.metering.cost import meter
 from aisys.pipeline._flow import drive
 from aisys.pipeline.chain import finish
 from aisys.providers.base import StreamState, read_chunk
@@ -92,6 +91,8 @@ class Finisher:
                 self.spec.finish_llm(call, self.args, self.kwargs, self.tel.capture)
             except Exception as exc:
                 call.unread = f"counting stream tokens failed: {exc!r}"
+            from aisys.instrument import meter  # one loader for both modules
+
             meter(call, self.tel.settings)
         if call.finishers:
             drive(finish(call))

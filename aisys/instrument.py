@@ -25,7 +25,6 @@ from aisys._streaming import (
 )
 from aisys.call import Call
 from aisys.context import _SCOPE, Scope
-from aisys.metering.cost import meter
 from aisys.pipeline._flow import adrive, drive
 from aisys.pipeline.chain import finish
 from aisys.providers.base import read_result, stream_kind
@@ -314,6 +313,18 @@ def _coroutine_wrapper(
         return result
 
     return wrapper
+
+
+def meter(call: Call, settings: Any) -> None:
+    """Price the call (`aisys.metering.cost.meter`, loaded on the first call)."""
+    _metering()(call, settings)
+
+
+@functools.cache
+def _metering() -> Callable[[Call, Any], None]:
+    from aisys.metering.cost import meter as metered  # keeps `import aisys` light
+
+    return metered
 
 
 def _end_failed(tel: Telemetry, call: Call, span: Span, started: float) -> None:
