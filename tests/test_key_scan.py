@@ -77,9 +77,11 @@ def test_keys_appear_nowhere(
         caplog.text,
         *errors,
     ]
-    for path in (tmp_path / "cache").rglob("*"):
-        if path.is_file():
-            exported.append(path.read_bytes().decode("latin-1"))
+    exported.extend(
+        path.read_bytes().decode("latin-1")
+        for path in (tmp_path / "cache").rglob("*")
+        if path.is_file()
+    )
     blob = "\n".join(exported)
     assert len(blob) > 1000  # something was exported
     for key in (KEY, OTHER):
