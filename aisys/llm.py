@@ -256,13 +256,19 @@ class LLMRequest:
             max_retries=fields["max_retries"],
         )
 
-    def asking_for(self, response_format: dict[str, Any]) -> LLMRequest:
-        """The request asking for JSON of a schema: natively where the provider can."""
+    def asking_for(
+        self, response_format: dict[str, Any] | None, model: Any
+    ) -> LLMRequest:
+        """The request asking for JSON of ``model``'s schema.
+
+        As ``response_format`` where the provider has it, else (or with ``None``) in a
+        system message.
+        """
         payload = self.payload
-        if self.llm.provider.name != "anthropic":
+        if response_format is not None and self.llm.provider.name != "anthropic":
             params = {**payload.params, "response_format": response_format}
             return self._copy(payload=payload.model_copy(update={"params": params}))
-        schema = json.dumps(response_format["json_schema"]["schema"])
+        schema = json.dumps(model.model_json_schema())
         instruction = {
             "role": "system",
             "content": f"Answer with only a JSON object matching this JSON schema: {schema}",

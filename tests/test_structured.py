@@ -95,3 +95,27 @@ def test_bad_arguments() -> None:
             llm.chat("hi", response_model=dict)
         with pytest.raises(TypeError, match="max_retries"):
             llm.chat("hi", response_model=Invoice, max_retries=-1)
+
+
+def test_servers_without_json_schema_get_json_object_then_a_system_message(
+    server: WireServer,
+) -> None:
+    """llama.cpp refuses json_schema: aisys asks again with json_object + schema, and
+    then with the schema in a system message."""
+    refused = {
+        "error": {"message": "response_format: Input should be 'text' or 'json_object'"}
+    }
+    server.script(
+        Reply(status=400, body=refused),
+        Reply(status=400, body=refused),
+        Reply(text='{"number": "C3", "total": 1}'),
+    )
+    with aisys.LLM("openai:m", base_url=server.base_url, api_key="k") as llm:
+        answer = llm.chat("the invoice?", response_model=Invoice)
+    assert answer.parsed == Invoice(number="C3", total=1)
+    first, second, third = (r.body for r in server.requests)
+    assert first["response_format"]["type"] == "json_schema"
+    assert second["response_format"]["type"] == "json_object"
+    assert second["response_format"]["schema"]["title"] == "Invoice"
+    assert "response_format" not in third
+    assert "JSON schema" in third["messages"][0]["content"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from aisys.errors import OutputValidationError
+from aisys.errors import OutputValidationError, ProviderError
 from aisys.pipeline._flow import Flow
 
 if TYPE_CHECKING:
@@ -51,13 +51,29 @@ def structured_step() -> Step:
         model = request.response_model
         if model is None:
             return (yield from proceed(request))
-        request = request.asking_for(schema_format(model))
+        # OpenAI-compatible servers differ: json_schema first, then json_object with a
+        # schema (llama.cpp), then the schema in a system message, as each is refused.
+        formats: list[dict[str, Any] | None] = [
+            schema_format(model),
+            {"type": "json_object", "schema": model.model_json_schema()},
+            None,
+        ]
+        plain = request
+        request = plain.asking_for(formats.pop(0), model)
         earlier: list[Any] = []
         tries = request.max_retries + 1
         last_text = ""
         last_errors: list[dict[str, Any]] = []
         for attempt in range(tries):
-            result = yield from proceed(request)
+            while True:
+                try:
+                    result = yield from proceed(request)
+                except ProviderError as exc:
+                    if not formats or "response_format" not in str(exc):
+                        raise
+                    request = plain.asking_for(formats.pop(0), model)
+                    continue
+                break
             text = request.output_text(result) or ""
             try:
                 parsed = model.model_validate_json(text)
