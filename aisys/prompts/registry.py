@@ -287,16 +287,23 @@ class Registry:
         self._write_lock(lock)
         return version
 
-    def approve(
-        self, name: str, version: int, *, by: str, reason: str | None = None
-    ) -> None:
-        """Record ``by``'s approval of ``version`` (four eyes: not the releaser)."""
+    def _released(
+        self, name: str, version: int
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The lock, ``name``'s entry and ``version``'s record (`PromptError` if none)."""
         lock = self.lock()
         entry = self.entry(name, lock)
         data = entry["versions"].get(str(version))
         if data is None:
             msg = f"prompt {name!r} has no released version {version}"
             raise PromptError(msg)
+        return lock, entry, data
+
+    def approve(
+        self, name: str, version: int, *, by: str, reason: str | None = None
+    ) -> None:
+        """Record ``by``'s approval of ``version`` (four eyes: not the releaser)."""
+        lock, entry, data = self._released(name, version)
         if lock["policy"].get("four_eyes", True) and by == data["released_by"]:
             msg = (
                 f"{by} released {name} version {version} and cannot also approve it "
@@ -318,12 +325,7 @@ class Registry:
         reason: str | None = None,
     ) -> None:
         """Point ``label`` at ``version`` (a protected label needs an approval first)."""
-        lock = self.lock()
-        entry = self.entry(name, lock)
-        data = entry["versions"].get(str(version))
-        if data is None:
-            msg = f"prompt {name!r} has no released version {version}"
-            raise PromptError(msg)
+        lock, entry, data = self._released(name, version)
         if label in lock["policy"].get("protected", []) and not data["approvals"]:
             msg = (
                 f"{label!r} is a protected label: {name} version {version} needs an "
