@@ -15,6 +15,24 @@ from aisys.testing import reset as reset_aisys_state
 from tests.wire_server import WireServer
 
 
+def _import_every_aisys_module() -> None:
+    """Import all of aisys up front.
+
+    pytester (tests/test_docs.py, tests/test_pytest_plugin.py) drops the modules first
+    imported during its tests when they end; a module imported again later is a new
+    module with new classes, and `isinstance` between the two copies fails. Importing
+    everything first keeps one copy of each for the whole session.
+    """
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(aisys.__path__, "aisys."):
+        importlib.import_module(module.name)
+
+
+_import_every_aisys_module()
+
+
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
