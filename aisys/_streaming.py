@@ -13,8 +13,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys.call import Call
-from aisys.pipeline._flow import drive
-from aisys.pipeline.chain import finish
 from aisys.providers.base import StreamState, read_chunk
 
 if TYPE_CHECKING:
@@ -80,6 +78,8 @@ class Finisher:
         if self.done:
             return
         self.done = True
+        from aisys.instrument import end_call, meter  # instrument imports this module
+
         call = self.call
         call.error = error
         call.closed_early = early
@@ -91,12 +91,8 @@ class Finisher:
                 self.spec.finish_llm(call, self.args, self.kwargs, self.tel.capture)
             except Exception as exc:
                 call.unread = f"counting stream tokens failed: {exc!r}"
-            from aisys.instrument import meter  # one loader for both modules
-
             meter(call, self.tel.settings)
-        if call.finishers:
-            drive(finish(call))
-        self.tel.end(call, self.span, self.started)
+        end_call(self.tel, call, self.span, self.started)
 
 
 class TracedStream:

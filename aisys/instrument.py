@@ -241,36 +241,26 @@ def _function_wrapper(
         span = tel.start(call)
         started = time.perf_counter()
         token = tel.activate(span)
-        if plan is None:
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                call.error = exc
-                tel.deactivate(token)
-                _end_failed(tel, call, span, started)
-                raise
-            tel.deactivate(token)
-            result, ended = _conclude(
-                tel, spec, call, span, started, result, args, kwargs
-            )
-            if not ended:
-                _finish(tel, call, span, started)
-            return result
-        route = plan.new_route(runtime)
-        call.input_value = spec.input_of(args, kwargs)
+        route = None if plan is None else plan.new_route(runtime)
         try:
-            result = drive(plan.flow(call, route, args, kwargs))
+            if plan is None:
+                result = fn(*args, **kwargs)
+            else:
+                call.input_value = spec.input_of(args, kwargs)
+                result = drive(plan.flow(call, route, args, kwargs))
         except BaseException as exc:
             call.error = exc
             tel.deactivate(token)
-            plan.record(call, route)
+            if plan is not None:
+                plan.record(call, route)
             _end_failed(tel, call, span, started)
             raise
         tel.deactivate(token)
-        plan.record(call, route)
+        if plan is not None:
+            plan.record(call, route)
         result, ended = _conclude(tel, spec, call, span, started, result, args, kwargs)
         if not ended:
-            _finish(tel, call, span, started)
+            end_call(tel, call, span, started)
         return result
 
     return wrapper
@@ -331,10 +321,10 @@ def _end_failed(tel: Telemetry, call: Call, span: Span, started: float) -> None:
     """End a call whose function raised (after its retries and fallbacks, if any)."""
     if call.attempts:
         meter(call, tel.settings)
-    _finish(tel, call, span, started)
+    end_call(tel, call, span, started)
 
 
-def _finish(tel: Telemetry, call: Call, span: Span, started: float) -> None:
+def end_call(tel: Telemetry, call: Call, span: Span, started: float) -> None:
     """Run what steps left to finish (sync), then end the span."""
     if call.finishers:
         drive(finish(call))
