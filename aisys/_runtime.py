@@ -258,13 +258,9 @@ class Runtime:
                 or not isinstance(circuit, Default | None)
             ):
                 from aisys.pipeline.functions import FunctionRoute  # loads tenacity
-                from aisys.pipeline.route import CircuitBreaker
+                from aisys.pipeline.route import CircuitBreaker, check_circuit
 
-                if not isinstance(circuit, CircuitBreaker | Default | None):
-                    from aisys.errors import ConfigError
-
-                    msg = f"circuit must be an aisys.CircuitBreaker(...) or None, got {circuit!r}"
-                    raise ConfigError(msg, field="circuit")
+                check_circuit(circuit)
                 route = FunctionRoute(
                     func,
                     fallbacks=fallbacks,
@@ -382,17 +378,13 @@ class Runtime:
 
 
 def _check_cache(cache: Any, fn: Callable[..., Any]) -> None:
-    """A decorator's cache must be a `Cache`, on a function that returns its answer."""
+    """A decorator's cache needs a function that returns its whole answer."""
     if cache is None:
         return
     import inspect
 
     from aisys.errors import ConfigError
-    from aisys.pipeline.cache import Cache
 
-    if not isinstance(cache, Cache):
-        msg = f"cache must be an aisys.Cache(...) or None, got {cache!r}"
-        raise ConfigError(msg, field="cache")
     if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
         msg = (
             f"cache= cannot wrap the generator function {fn.__qualname__}; cache the "
@@ -407,23 +399,18 @@ def _budgets(budget: Any, spec: Spec, fn: Callable[..., Any]) -> tuple[Any, ...]
         return ()
     import inspect
 
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        from aisys.errors import ConfigError
+    from aisys.errors import ConfigError
+    from aisys.pipeline.budget import budgets_of
 
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
         msg = (
             f"budget= cannot wrap the generator function {fn.__qualname__}: its cost is "
             "known only once the caller has consumed it; put the budget on the call "
             "that opens the stream (a function returning the SDK's stream works)"
         )
         raise ConfigError(msg, field="budget")
-    budgets = tuple(budget) if isinstance(budget, list | tuple) else (budget,)
-    from aisys.errors import ConfigError
-    from aisys.pipeline.budget import Budget
-
+    budgets = budgets_of(budget)
     for item in budgets:
-        if not isinstance(item, Budget):
-            msg = f"budget must be an aisys.Budget(...) or a list of them, got {item!r}"
-            raise ConfigError(msg, field="budget")
         if item.on_exceed == "downgrade" and spec.model_param is None:
             msg = (
                 f"{item!r} downgrades, but the decorated function has no `model` "

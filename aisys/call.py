@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aisys.context import Scope
 
-__all__ = ["Call", "requests_made"]
+__all__ = ["Call", "prompt_facts", "requests_made"]
+
+
+def prompt_facts(prompt: Any) -> tuple[str, str, str] | None:
+    """(name, version, sha256) of an `aisys.Prompt`, as calls carry it."""
+    if prompt is None:
+        return None
+    return (str(prompt.name), str(prompt.version), str(prompt.sha256))
 
 
 def requests_made(attempts: list[Any]) -> int:

@@ -23,7 +23,7 @@ from aisys._streaming import (
     async_generator_wrapper,
     generator_wrapper,
 )
-from aisys.call import Call
+from aisys.call import Call, prompt_facts
 from aisys.context import _SCOPE, Scope
 from aisys.pipeline._flow import adrive, drive
 from aisys.pipeline.chain import finish
@@ -84,11 +84,7 @@ class Spec:
         prompt: Any = None,
     ) -> None:
         self.kind = kind
-        self.prompt = (
-            None
-            if prompt is None
-            else (str(prompt.name), str(prompt.version), str(prompt.sha256))
-        )
+        self.prompt = prompt_facts(prompt)
         if model is None and prompt is not None and getattr(prompt, "model", None):
             model = str(prompt.model).partition(":")[2] or prompt.model
             provider = provider or str(prompt.model).partition(":")[0] or None

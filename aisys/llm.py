@@ -18,6 +18,7 @@ network, through one ``httpx2`` connection pool per LLM.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import threading
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx2
 
 from aisys._sentinel import DEFAULT, Default
-from aisys.call import Call, requests_made
+from aisys.call import Call, prompt_facts, requests_made
 from aisys.context import _SCOPE
 from aisys.errors import ConfigError, ProviderConnectionError
 from aisys.metering.cost import meter
@@ -41,6 +42,7 @@ from aisys.pipeline.route import (
     Route,
     RouteTarget,
     breaker_key,
+    check_circuit,
     check_deadline,
     default_fallback_on,
     record_route,
@@ -238,23 +240,10 @@ class LLMRequest:
         self.max_retries = max_retries
 
     def _copy(self, **changes: Any) -> LLMRequest:
-        fields = {
-            "llm": self.llm,
-            "payload": self.payload,
-            "use_cache": self.use_cache,
-            "chain": self.chain,
-            "response_model": self.response_model,
-            "max_retries": self.max_retries,
-            **changes,
-        }
-        return LLMRequest(
-            fields["llm"],
-            fields["payload"],
-            use_cache=fields["use_cache"],
-            chain=fields["chain"],
-            response_model=fields["response_model"],
-            max_retries=fields["max_retries"],
-        )
+        clone = copy.copy(self)
+        for name, value in changes.items():
+            setattr(clone, name, value)
+        return clone
 
     def asking_for(
         self, response_format: dict[str, Any] | None, model: Any
@@ -265,7 +254,8 @@ class LLMRequest:
         system message.
         """
         payload = self.payload
-        if response_format is not None and self.llm.provider.name != "anthropic":
+        native = getattr(self.llm.provider, "takes_response_format", True)
+        if response_format is not None and native:
             params = {**payload.params, "response_format": response_format}
             return self._copy(payload=payload.model_copy(update={"params": params}))
         schema = json.dumps(model.model_json_schema())
@@ -481,7 +471,7 @@ class LLM:
                 f"timeout must be positive seconds, got {timeout!r}", field="timeout"
             )
         self.prompt = prompt
-        self._prompt_facts = _prompt_facts(prompt)
+        self._prompt_facts = prompt_facts(prompt)
         defaults = dict(getattr(prompt, "params", None) or {})
         extra_defaults = {
             k: defaults.pop(k) for k in list(defaults) if k not in CHAT_PARAMS
@@ -513,12 +503,7 @@ class LLM:
             else retry or Retry(max_attempts=1)
         )
         self.fallback_on = fallback_on or default_fallback_on
-        if not isinstance(circuit, CircuitBreaker | Default | None):
-            raise ConfigError(
-                f"circuit must be an aisys.CircuitBreaker(...) or None, got {circuit!r}",
-                field="circuit",
-            )
-        self.circuit = circuit
+        self.circuit = check_circuit(circuit)
         self._breaker_key = breaker_key(
             self.target.spec,
             self.target.base_url,
@@ -527,13 +512,11 @@ class LLM:
         )
         self._transport = transport
         self._runtime = runtime
-        self.budgets: tuple[Any, ...] = _listed(budget, "budget")
-        if cache is not None:
-            from aisys.pipeline.cache import Cache
+        self.budgets: tuple[Any, ...] = ()
+        if budget is not None:
+            from aisys.pipeline.budget import budgets_of
 
-            if not isinstance(cache, Cache):
-                msg = f"cache must be an aisys.Cache(...) or None, got {cache!r}"
-                raise ConfigError(msg, field="cache")
+            self.budgets = budgets_of(budget)
         self.cache = cache
         self.guards = tuple(guards)
         self._steps = assemble(
@@ -916,9 +899,7 @@ class LLM:
             scope=_SCOPE.get(),
         )
         call.server_address, call.server_port = self._server
-        call.prompt = (
-            _prompt_facts(prompt) if prompt is not None else self._prompt_facts
-        )
+        call.prompt = prompt_facts(prompt) if prompt is not None else self._prompt_facts
         if request is not None:
             call.request_params = (
                 {**request.params, "stream": request.stream}
@@ -1040,13 +1021,6 @@ def _embed_attempt(
 # -- helpers ------------------------------------------------------------------------
 
 
-def _prompt_facts(prompt: Any) -> tuple[str, str, str] | None:
-    """(name, version, sha256) of an `aisys.Prompt`, for the call's span and keys."""
-    if prompt is None:
-        return None
-    return (str(prompt.name), str(prompt.version), str(prompt.sha256))
-
-
 def _shape(params: dict[str, Any]) -> tuple[Any, int]:
     """Take ``response_model`` and ``max_retries`` out of the chat parameters."""
     model = params.pop("response_model", None)
@@ -1067,15 +1041,6 @@ def _use_cache(params: dict[str, Any]) -> bool:
         msg = f"cache= takes True or False for one call, got {use!r}"
         raise TypeError(msg)
     return use
-
-
-def _listed(value: Any, name: str) -> tuple[Any, ...]:
-    """One item or a list of them, as a tuple (``None``: none)."""
-    if value is None:
-        return ()
-    if isinstance(value, list | tuple):
-        return tuple(value)
-    return (value,)
 
 
 def _embed_request(

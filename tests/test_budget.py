@@ -397,6 +397,8 @@ def test_budget_arguments_are_checked() -> None:
         aisys.Budget(1, on_exceed="downgrade")
     with pytest.raises(aisys.ConfigError, match="usd"):
         aisys.Budget(-1)
+    with pytest.raises(aisys.ConfigError, match=r"aisys\.Budget"):
+        aisys.LLM("openai:m", budget=5)
     with pytest.raises(aisys.ConfigError, match="model"):
 
         @aisys.traced_llm(

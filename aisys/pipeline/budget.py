@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from aisys.pipeline.chain import Proceed, Step
     from aisys.stores import Store
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "Budget", "BudgetStoreError", "budget_step"]
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "Budget",
+    "BudgetStoreError",
+    "budget_step",
+    "budgets_of",
+]
 
 _log = logging.getLogger("aisys")
 Per = Literal["call", "minute", "hour", "day", "month"]
@@ -177,6 +183,16 @@ def _month(day: int) -> tuple[str, float]:
     days = calendar.monthrange(moment.year, moment.month)[1]
     start = datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp()
     return f"{moment.year:04d}-{moment.month:02d}", start + days * 86400
+
+
+def budgets_of(value: Any) -> tuple[Budget, ...]:
+    """``budget=`` as a tuple: one `Budget` or a list of them (`ConfigError` else)."""
+    budgets = tuple(value) if isinstance(value, list | tuple) else (value,)
+    for item in budgets:
+        if not isinstance(item, Budget):
+            msg = f"budget must be an aisys.Budget(...) or a list of them, got {item!r}"
+            raise ConfigError(msg, field="budget")
+    return budgets
 
 
 def _bad(field: str, value: Any, allowed: str) -> None:

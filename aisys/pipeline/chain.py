@@ -105,8 +105,12 @@ def assemble(
 
         steps.append(structured_step())
     if cache is not None:
-        from aisys.pipeline.cache import cache_step
+        from aisys.errors import ConfigError
+        from aisys.pipeline.cache import Cache, cache_step
 
+        if not isinstance(cache, Cache):
+            msg = f"cache must be an aisys.Cache(...) or None, got {cache!r}"
+            raise ConfigError(msg, field="cache")
         steps.append(cache_step(cache, runtime))
     return tuple(steps)
 

@@ -37,6 +37,7 @@ __all__ = [
     "RouteTarget",
     "breaker_key",
     "breaker_states",
+    "check_circuit",
     "check_deadline",
     "default_fallback_on",
     "record_route",
@@ -221,6 +222,18 @@ def reset_breakers() -> None:
     """Forget all breaker state (tests; or after an incident)."""
     with _BREAKERS_LOCK:
         _BREAKERS.clear()
+
+
+def check_circuit(circuit: Any) -> Any:
+    """``circuit=`` as given: a `CircuitBreaker`, ``None`` (off) or the default."""
+    from aisys._sentinel import Default
+
+    if not isinstance(circuit, CircuitBreaker | Default | None):
+        raise ConfigError(
+            f"circuit must be an aisys.CircuitBreaker(...) or None, got {circuit!r}",
+            field="circuit",
+        )
+    return circuit
 
 
 def check_deadline(deadline: float | None) -> float | None:

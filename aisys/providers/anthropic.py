@@ -57,6 +57,7 @@ class AnthropicAdapter(BaseAdapter):
     name = PROVIDER
     env_prefix = "ANTHROPIC"
     default_base_url = DEFAULT_BASE_URL
+    takes_response_format = False  # structured output: the schema goes in the prompt
 
     def chat_request(self, target: Target, request: ChatRequest) -> httpx2.Request:
         """``POST {base_url}/v1/messages``."""

@@ -174,6 +174,8 @@ class BaseAdapter:
     name: str
     env_prefix: str
     default_base_url: str
+    takes_response_format = True
+    """Whether ``response_format`` (JSON schema) is sent to the provider as is."""
 
     def target(
         self,
