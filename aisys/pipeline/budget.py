@@ -251,7 +251,11 @@ def _check(budget: Budget, call: Call, request: Any, runtime: Any) -> Flow[Any]:
         _warn_unmetered(budget, provider, model)
         return request
     label, ttl, ends = budget.window(wall_time(runtime.clock))
-    facts = {"name": budget.name, "limit_usd": budget.usd, "exceeded": False}
+    facts: dict[str, Any] = {
+        "name": budget.name,
+        "limit_usd": budget.usd,
+        "exceeded": False,
+    }
     call.budget = facts
     if budget.per == "call":
         if estimate <= budget.usd:
@@ -259,24 +263,50 @@ def _check(budget: Budget, call: Call, request: Any, runtime: Any) -> Flow[Any]:
         return (yield from _exceeded(budget, call, request, estimate, Decimal(0), None))
     store = budget.opened.get(runtime.settings.cache_dir)
     key = f"{budget.name}|{scope_value}|{label}"
-    amount = int(estimate * _NANO)
-    try:
-        ok, total = yield StoreOp(
-            store, "reserve", key, amount, budget.limit_nano, ttl + 60
-        )
-    except Exception as exc:
-        return _store_failed(budget, request, exc)
-    if ok:
-        facts["spent_usd"] = Decimal(total) / _NANO
-        call.finishers.append(_settle(store, key, amount, ttl + 60, facts))
+    ok = yield from _take(budget, call, store, key, estimate, ttl + 60)
+    if ok is not False:  # reserved, or the store is down and calls are allowed
         return request
-    spent = Decimal(total) / _NANO
-    facts["spent_usd"] = spent
+    spent = facts["spent_usd"]
     return (
         yield from _exceeded(
             budget, call, request, estimate, spent, ends, store, key, ttl + 60
         )
     )
+
+
+def _take(
+    budget: Budget,
+    call: Call,
+    store: Store,
+    key: str,
+    usd: Decimal,
+    ttl: float,
+    *,
+    anyway: bool = False,
+) -> Flow[bool | None]:
+    """Reserve ``usd`` in the window (``anyway``: add it even past the limit).
+
+    True when taken — its settlement is then left on the call as a finisher —, False
+    when it does not fit, ``None`` when the store failed and ``on_store_error`` lets
+    the call through (with ``"fail"`` that raises `BudgetStoreError`).
+    """
+    amount = int(usd * _NANO)
+    facts = call.budget or {}
+    try:
+        if anyway:
+            yield StoreOp(store, "add", key, amount, ttl)
+            ok = True
+        else:
+            ok, total = yield StoreOp(
+                store, "reserve", key, amount, budget.limit_nano, ttl
+            )
+            facts["spent_usd"] = Decimal(total) / _NANO
+    except Exception as exc:
+        _store_failed(budget, exc)
+        return None
+    if ok:
+        call.finishers.append(_settle(store, key, amount, ttl, facts))
+    return bool(ok)
 
 
 def _exceeded(
@@ -303,31 +333,20 @@ def _exceeded(
             _usd(estimate),
         )
         if store is not None:
-            amount = int(estimate * _NANO)
-            try:
-                yield StoreOp(store, "add", key, amount, ttl)
-            except Exception as exc:
-                return _store_failed(budget, request, exc)
-            call.finishers.append(_settle(store, key, amount, ttl, facts))
+            yield from _take(budget, call, store, key, estimate, ttl, anyway=True)
         return request
     if budget.on_exceed == "downgrade":
         cheaper = request.retarget(budget.downgrade_to)
         provider, model, endpoint = cheaper.priced_as()
         smaller = estimate_usd(call, provider, model, endpoint)
         if smaller is not None:
-            fits = smaller <= budget.usd if store is None else None
-            if store is not None:
-                amount = int(smaller * _NANO)
-                try:
-                    ok, total = yield StoreOp(
-                        store, "reserve", key, amount, budget.limit_nano, ttl
-                    )
-                except Exception as exc:
-                    return _store_failed(budget, request, exc)
-                fits = ok
-                if ok:
-                    facts["spent_usd"] = Decimal(total) / _NANO
-                    call.finishers.append(_settle(store, key, amount, ttl, facts))
+            if store is None:
+                fits = smaller <= budget.usd
+            else:
+                taken = yield from _take(budget, call, store, key, smaller, ttl)
+                if taken is None:
+                    return request  # the store is down and calls are allowed
+                fits = taken
             if fits:
                 facts["downgraded_to"] = f"{provider}:{model}" if provider else model
                 call.request_model = model
@@ -376,7 +395,8 @@ def _settle(
     return settle
 
 
-def _store_failed(budget: Budget, request: Any, exc: Exception) -> Any:
+def _store_failed(budget: Budget, exc: Exception) -> None:
+    """Warn and go on (``on_store_error="allow"``), or refuse the call."""
     if budget.on_store_error == "allow":
         _log.warning(
             "aisys budget %r: its store cannot be reached (%s); the call goes through "
@@ -384,7 +404,7 @@ def _store_failed(budget: Budget, request: Any, exc: Exception) -> Any:
             budget.name,
             type(exc).__name__,
         )
-        return request
+        return
     msg = (
         f"budget {budget.name!r}: its store ({budget.store or 'diskcache'}) cannot be "
         f"reached ({type(exc).__name__}: {exc}); the call was refused. Set "
