@@ -56,19 +56,25 @@ def guard_input_step(guards: tuple[Guard, ...]) -> Step:
     def step(call: Call, request: Any, proceed: Proceed) -> Flow[Any]:
         for guard in guards:
             parts = request.input_parts()
-            findings = guard.check_all([(source, text) for _, source, text in parts])
+            if guard.action == "redact":  # per part: each part's spans are replaced
+                found = {i: guard.check_all([(src, text)]) for i, src, text in parts}
+                findings = [f for part in found.values() for f in part]
+            else:
+                findings = guard.check_all([(src, text) for _, src, text in parts])
             if not findings:
                 continue
             call.guard_findings.append((guard.name, guard.action, tuple(findings)))
             if guard.action == "block":
                 raise _blocked(guard, findings, "input")
             if guard.action == "redact":
-                replaced = {}
-                for index, source, text in parts:
-                    mine = [f for f in guard.check_all([(source, text)])]
-                    if mine:
-                        replaced[index] = redact_spans(text, mine, guard.name.upper())
-                request = request.with_input(replaced)
+                label = guard.name.upper()
+                request = request.with_input(
+                    {
+                        index: redact_spans(text, found[index], label)
+                        for index, _, text in parts
+                        if found[index]
+                    }
+                )
         return (yield from proceed(request))
 
     return step
