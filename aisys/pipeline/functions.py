@@ -100,11 +100,6 @@ class FunctionRoute:
         self.circuit = circuit
         self.use_circuit = use_circuit
 
-    @staticmethod
-    def record(call: Call, route: Route) -> None:
-        """Put the route's attempts on the call."""
-        record_route(call, route)
-
     def new_route(self, runtime: Runtime) -> Route:
         """A fresh route for one call, with the runtime's clock and breaker settings."""
         return Route.configured(
