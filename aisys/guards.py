@@ -249,53 +249,191 @@ class Check(Guard):
 
 # -- prompt injection ----------------------------------------------------------------
 
-# (category, weight, pattern): weights combine as independent evidence.
-_INJECTION_RULES: list[tuple[str, float, re.Pattern[str]]] = [
+# (category, weight, needles, pattern): weights combine as independent evidence. The
+# patterns are written in lower case and run on the lower-cased text (twice as fast as
+# case-blind matching), each only when one of its needles is there.
+_INJECTION_RULES: list[tuple[str, float, tuple[str, ...], re.Pattern[str]]] = [
     (
         "instruction_override",
         0.7,
+        (
+            "ignore",
+            "disregard",
+            "forget",
+            "skip",
+            "override",
+            "bypass",
+            "abandon",
+            "let go",
+        ),
         re.compile(
-            r"\b(ignore|disregard|forget|skip|override)\b[^.\n]{0,40}\b(previous|prior|above|earlier|all|any|your|the)\b[^.\n]{0,30}\b(instructions?|prompts?|rules|guidelines|directions|context)\b",
-            re.IGNORECASE,
+            r"\b(ignore|disregard|forget|skip|override|bypass|abandon|let\s+go\s+of)\b"
+            r"[^.\n]{0,40}\b(previous|prior|above|earlier|all|any|your|the|these|this|"
+            r"that|rest\s+of)\b[^.\n]{0,30}\b(instructions?|prompts?|rules|guidelines|"
+            r"directions|directives|context|commands?|orders|constraints|restrictions|"
+            r"polic(y|ies)|programming)\b",
+        ),
+    ),
+    (
+        # Weaker nouns: "ignore my previous message" is what customers write too.
+        "instruction_override",
+        0.4,
+        ("ignore", "disregard", "forget", "skip"),
+        re.compile(
+            r"\b(ignore|disregard|forget|skip)\b[^.\n]{0,40}\b(all|any|the\s+rest\s+of)"
+            r"\b[^.\n]{0,20}\b(inputs?|messages?|data|info(rmation)?|content|text)\b",
+        ),
+    ),
+    (
+        "instruction_override",
+        0.6,
+        ("ignore", "disregard"),
+        re.compile(
+            r"\b(ignore|disregard)\s+(all\s+)?(instructions|directions|rules)\b",
+        ),
+    ),
+    (
+        "addressed_to_ai",
+        0.5,
+        ("note", "message", "instruction", "notice"),
+        re.compile(
+            r"\b(note|message|instructions?|notice)\s+(to|for)\s+(the\s+|any\s+)?"
+            r"(automated|ai|llm|language\s+model|assistant|chatbot|bot|gpt|screening)\b",
         ),
     ),
     (
         "instruction_override",
         0.5,
+        ("new", "updated", "real", "actual", "prompt", "you are now"),
         re.compile(
-            r"\b(new|updated|real|actual)\s+(system\s+)?(instructions?|prompt|rules)\s*:|\bsystem\s*prompt\s*:|\byou\s+are\s+now\b",
-            re.IGNORECASE,
+            r"\b(new|updated|real|actual)\s+(system\s+)?(instructions?|prompt|rules)\s*:"
+            r"|\bsystem\s*prompt\s*:|\byou\s+are\s+now\b",
         ),
     ),
     (
         "role_play_jailbreak",
         0.6,
+        (
+            "dan",
+            "do anything",
+            "mode",
+            "jailbr",
+            "unfilt",
+            "uncensored",
+            "unrestricted",
+            "amoral",
+            "unlocked",
+            "pretend",
+            "no ",
+            "without",
+            "bound by",
+            "never refuse",
+            "character",
+            "polic",
+            "laws",
+            "morals",
+            "ethics",
+        ),
         re.compile(
-            r"\b(DAN|do anything now|developer mode|jailbr(eak|oken)|unfiltered|uncensored)\b|\bpretend\s+(to\s+be|you\s+are)\b|\bact\s+as\s+(an?\s+)?(unrestricted|evil|unfiltered)|\bno\s+(restrictions|filters|limitations|rules)\b",
-            re.IGNORECASE,
+            r"\b(dan|do anything now|developer mode|debug(ging)? mode|jailbr(eak|oken)"
+            r"|unfilt(e)?red|uncensored|unrestricted|amoral|(fully\s+)?unlocked)\b"
+            r"|\bpretend\s+(to\s+be|you\s+are)\b"
+            r"|\bno\s+(restrictions|filters|limitations|rules|censorship|morals|ethics)\b"
+            r"|\bwithout\s+(any\s+)?(restrictions|filters|limitations|censorship|morals"
+            r"|ethics|ethical)\b"
+            r"|\bnot\s+bound\s+by\b|\bnever\s+refuses?\b|\bstays?\s+in\s+character\b"
+            r"|\b(openai|content|usage)\s+polic(y|ies)\b"
+            r"|\b(disregards?|ignores?|breaks?)\s+(all\s+)?(laws|morals|ethics)\b",
+        ),
+    ),
+    (
+        "persona_switch",
+        0.35,
+        (
+            "from now on",
+            "going to",
+            "about to",
+            "act as",
+            "hypothetical",
+            "simulate",
+            "role",
+        ),
+        re.compile(
+            r"\bfrom\s+now\s+on\b|\b(you\s+are|you're)\s+(now\s+)?(going|about)\s+to\s+"
+            r"(act|pretend|play|simulate|imitate|be)\b|\bact\s+as\b|\bhypothetical\b"
+            r"|\bsimulate\b|\brole\s*-?\s*play\b",
         ),
     ),
     (
         "secret_request",
         0.5,
+        ("reveal", "print", "show", "repeat", "output", "tell me"),
         re.compile(
-            r"\b(reveal|print|show|repeat|output|tell me)\b[^.\n]{0,30}\b(system prompt|your instructions|hidden instructions|initial prompt|api key|password|secret)\b",
-            re.IGNORECASE,
+            r"\b(reveal|print|show|repeat|output|tell me)\b[^.\n]{0,30}\b(system prompt|"
+            r"your instructions|hidden instructions|initial prompt|api key|password|"
+            r"secret)\b",
+        ),
+    ),
+    (
+        "goal_hijack",
+        0.4,
+        (
+            "just",
+            "only",
+            "simply",
+            "nothing else",
+            "focus",
+            "repeat",
+            "print",
+            "say",
+            "output",
+        ),
+        re.compile(
+            r"\b(just|only|simply)\s+(say|print|reply|respond|output|repeat|write)\b"
+            r"|\b(reply|respond|answer)\s+(with\s+)?only\b|\bnothing\s+else\b"
+            r"|\bfocus\s+(only|exclusively|solely)\s+on\b"
+            r"|\b(repeat|print|say|output)\s+(the\s+following|exactly)\b",
+        ),
+    ),
+    (
+        "role_marker",
+        0.4,
+        (
+            "system",
+            "assistant",
+            "user",
+            "human",
+            "<|im_",
+            "[inst",
+            "[/inst",
+            "[sys",
+            "[/sys",
+            "<<sys>>",
+            "<end of session>",
+        ),
+        re.compile(
+            r"(^|\n)[ \t>]*(system|assistant|user|human)\s*:"
+            r"|<\|im_(start|end)\|>|\[/?(inst|sys)\]|<<sys>>|<end of session>",
         ),
     ),
     (
         "tool_coercion",
         0.5,
+        ("call", "invoke", "use", "run", "execute", "send", "curl", "wget"),
         re.compile(
-            r"\b(call|invoke|use|run|execute)\s+(the\s+)?(\w+\s+)?(tool|function|command|shell|code)\b[^.\n]{0,40}\b(now|immediately|without)\b|\bsend\b[^.\n]{0,40}\b(conversation|data|contents|history|credentials)\b[^.\n]{0,20}\bto\b|\b(curl|wget)\s+https?://",
-            re.IGNORECASE,
+            r"\b(call|invoke|use|run|execute)\s+(the\s+)?(\w+\s+)?(tool|function|command"
+            r"|shell|code)\b[^.\n]{0,40}\b(now|immediately|without)\b|\bsend\b[^.\n]{0,40}"
+            r"\b(conversation|data|contents|history|credentials)\b[^.\n]{0,20}\bto\b"
+            r"|\b(curl|wget)\s+https?://",
         ),
     ),
     (
         "hidden_text",
         0.4,
+        ("<!--", "display", "font-size", "white", "invisible"),
         re.compile(
-            r"<!--[\s\S]*?-->|display\s*:\s*none|font-size\s*:\s*0", re.IGNORECASE
+            r"<!--(?s:.)*?-->|display\s*:\s*none|font-size\s*:\s*0|white[- ]text"
+            r"|invisible\s+to\s+(humans|people|readers)",
         ),
     ),
 ]
@@ -314,14 +452,18 @@ def injection_score(text: str) -> tuple[float, list[tuple[str, int, int]]]:
     """
     hits: list[tuple[str, int, int]] = []
     seen: dict[str, float] = {}
-    for category, weight, pattern in _INJECTION_RULES:
-        match = pattern.search(text)
+    lowered = text.lower()
+    for category, weight, needles, pattern in _INJECTION_RULES:
+        if not any(needle in lowered for needle in needles):
+            continue
+        match = pattern.search(lowered)
         if match is not None:
             hits.append((category, match.start(), match.end()))
             seen[category] = max(seen.get(category, 0.0), weight)
     invisible = _INVISIBLE.search(text)
-    if invisible is not None or any(
-        unicodedata.category(c) == "Cf" for c in text[:4000] if ord(c) > 0x2000
+    if invisible is not None or (
+        not text.isascii()
+        and any(unicodedata.category(c) == "Cf" for c in text[:4000] if ord(c) > 0x2000)
     ):
         start = invisible.start() if invisible is not None else 0
         hits.append(("hidden_text", start, start + 1))

@@ -50,6 +50,10 @@ ORDINARY = [
     "We moved from plan A to plan B on 12/05/2024; your balance is 1,234.56 EUR.",
     "Error 404 at /api/v1/orders/88231?page=2 — retry in 30 seconds.",
     "Invoice INV-2024-0042: 3 items, subtotal 120.00, discount 10%, total 108.00.",
+    # Code that assigns to secret-sounding names is not a secret.
+    "token = jwt.encode({'user': user_id}, key)",
+    "    token = request.headers.get('Authorization')",
+    "password = getpass.getpass(prompt)",
 ]
 
 

@@ -23,69 +23,102 @@ from typing import Any
 
 __all__ = ["Redactor", "redact"]
 
-# Secrets: each pattern matches the secret itself (group "s" when only part of the match),
-# with the literal text it cannot match without: the regex only runs when one is there.
-_SECRET_PATTERNS: list[tuple[str, tuple[str, ...]]] = [
+# Secrets: each pattern is tried only where one of its needles starts (the text is never
+# scanned for them as a whole), so ordinary prose costs a few substring searches. Needles
+# are looked for in the lower-cased text, or as written when the pattern's flag says so;
+# group "s" is the secret when it is only part of the match.
+_SECRETS: list[tuple[str, tuple[str, ...], bool]] = [
     (
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+        r"(?i)-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
         ("-----begin",),
+        False,
     ),
-    (r"\bsk-ant-[A-Za-z0-9_\-]{20,}", ("sk-ant-",)),  # Anthropic
-    (r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}", ("sk-",)),  # OpenAI
+    (r"\bsk-ant-[A-Za-z0-9_\-]{20,}", ("sk-ant-",), False),  # Anthropic
+    (r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}", ("sk-",), False),  # OpenAI
     (
         r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
-        ("akia", "asia", "abia", "acca"),
-    ),  # AWS
+        ("AKIA", "ASIA", "ABIA", "ACCA"),
+        True,
+    ),  # AWS access key id
     (
         r"(?i)aws_?secret_?access_?key\s*[=:]\s*[\"']?(?P<s>[A-Za-z0-9/+=]{40})",
         ("aws",),
+        False,
     ),
-    (r"\bgh[pousr]_[A-Za-z0-9]{36,}\b", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
-    (r"\bgithub_pat_[A-Za-z0-9_]{22,}\b", ("github_pat_",)),
-    (r"\bglpat-[A-Za-z0-9_\-]{20,}\b", ("glpat-",)),  # GitLab
-    (r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b", ("xox",)),  # Slack
-    (r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b", ("k_live_", "k_test_")),  # Stripe
-    (r"\bAIza[0-9A-Za-z_\-]{35}\b", ("aiza",)),  # Google API key
-    (r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b", ("sg.",)),  # SendGrid
-    (r"\b(?:AC|SK)[0-9a-f]{32}\b", ("ac", "sk")),  # Twilio
-    (r"\bnpm_[A-Za-z0-9]{36}\b", ("npm_",)),  # npm
-    (r"\bhf_[A-Za-z0-9]{30,}\b", ("hf_",)),  # Hugging Face
+    (
+        r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+        True,
+    ),  # GitHub
+    (r"\bgithub_pat_[A-Za-z0-9_]{22,}\b", ("github_pat_",), True),
+    (r"\bglpat-[A-Za-z0-9_\-]{20,}\b", ("glpat-",), True),  # GitLab
+    (r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b", ("xox",), True),  # Slack
+    (
+        r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b",
+        ("sk_live_", "rk_live_", "sk_test_", "rk_test_"),
+        True,
+    ),  # Stripe
+    (r"\bAIza[0-9A-Za-z_\-]{35}\b", ("AIza",), True),  # Google API key
+    (
+        r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b",
+        ("SG.",),
+        True,
+    ),  # SendGrid
+    (r"\b(?:AC|SK)[0-9a-f]{32}\b", ("AC", "SK"), True),  # Twilio
+    (r"\bnpm_[A-Za-z0-9]{36}\b", ("npm_",), True),  # npm
+    (r"\bhf_[A-Za-z0-9]{30,}\b", ("hf_",), True),  # Hugging Face
     (
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-        ("eyj",),
+        ("eyJ",),
+        True,
     ),  # JWT
-    (r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9._~+/\-]{16,}=*)", ("bearer",)),
+    (r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9._~+/\-]{16,}=*)", ("bearer",), False),
+    (r"://[^\s:/@]+:(?P<s>[^\s@/]+)@", ("://",), True),  # password in a URL
     (
-        r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:(?P<s>[^\s@/]+)@",
-        ("://",),
-    ),  # password in a URL
-    (
-        r"(?i)\b(?:password|passwd|pwd|secret|api_?key|token)\s*[=:]\s*[\"']?(?P<s>[^\s\"',;]{8,})",
+        # The value must end where a value ends: `token = jwt.encode(...)` is code.
+        r"(?i)\b(?:password|passwd|pwd|secret|api_?key|token)\s*[=:]\s*[\"']?"
+        r"(?P<s>[^\s\"',;(){}\[\]]{8,})(?=[\s\"',;]|$)",
         ("password", "passwd", "pwd", "secret", "apikey", "api_key", "token"),
+        False,
     ),
 ]
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
-# One pass finds every run of digits that could be a card, a phone number or an IP.
-_DIGITS = re.compile(r"\+?\(?\d[\d \-.()]{5,}\d")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-_IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9._%+\-]+\Z")
+_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
+# One pass finds every run of digits that could be a card, a phone number, an IP or
+# the body of an IBAN (a leading "+" or "(" is taken in afterwards: cheaper).
+_DIGITS = re.compile(r"\d[\d \-.()]{5,}\d")
+_IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
-# Phone candidates: 7+ digits with the usual separators, optionally international.
-_PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d[\d\s.\-]{5,16}\d(?!\w)"
-)
 _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{2}[./-]\d{2}[./-]\d{2,4}$")
 
 
 _NON_DIGIT = re.compile(r"\D")
 
 
-def _digit_findings(text: str, region: str) -> Iterator[tuple[int, int, str]]:
-    """Cards (Luhn), IPv4 addresses and phone numbers (libphonenumber) in digit runs."""
-    for match in _DIGITS.finditer(text):
-        run = match.group()
+def _digit_findings(
+    text: str,
+    runs: list[re.Match[str]],
+    region: str,
+    taken: list[tuple[int, int]],
+) -> Iterator[tuple[int, int, str]]:
+    """Cards (Luhn), IPv4 addresses and phone numbers (libphonenumber) in digit runs.
+
+    ``taken``: spans already found (IBANs), blanked out of the runs first.
+    """
+    for match in runs:
         start = match.start()
+        if start and text[start - 1] == "(":
+            start -= 1
+        if start and text[start - 1] == "+":
+            start -= 1
+        end = match.end()
+        run = text[start:end]
+        for lo, hi in taken:
+            if lo < end and hi > start:
+                lo, hi = max(lo, start) - start, min(hi, end) - start
+                run = run[:lo] + " " * (hi - lo) + run[hi:]
         if run.count(".") >= 3:
             for ip in _IPV4.finditer(run):
                 try:
@@ -162,22 +195,45 @@ def _phone(run: str, start: int, region: str) -> Iterator[tuple[int, int, str]]:
                 return
 
 
-def _ibans(text: str) -> Iterator[tuple[int, int]]:
+def _ibans(text: str, runs: list[re.Match[str]]) -> Iterator[tuple[int, int]]:
+    """IBANs with a valid checksum: each starts a little before a run of digits."""
     from stdnum import iban
 
-    if _IBAN_START.search(text) is None:
-        return
-    for match in _IBAN.finditer(text):
-        candidate = match.group()
-        # The pattern may run into a following number: drop trailing groups until the
-        # checksum holds (or too little is left).
-        while len(candidate.replace(" ", "")) >= 15:
-            if iban.is_valid(candidate):
-                yield match.start(), match.start() + len(candidate)
+    seen = -1
+    for run in runs:
+        lo = max(0, run.start() - 12, seen)
+        for head in _IBAN_START.finditer(text, lo, run.start() + 2):
+            match = _IBAN.match(text, head.start())
+            if match is None:
+                continue
+            candidate = match.group()
+            # The pattern may run into a following number: drop trailing groups
+            # until the checksum holds (or too little is left).
+            while len(candidate.replace(" ", "")) >= 15:
+                if iban.is_valid(candidate):
+                    seen = match.start() + len(candidate)
+                    yield match.start(), seen
+                    break
+                if " " not in candidate:
+                    break
+                candidate = candidate.rsplit(" ", 1)[0]
+            if seen > head.start():
                 break
-            if " " not in candidate:
-                break
-            candidate = candidate.rsplit(" ", 1)[0]
+
+
+def _emails(text: str) -> Iterator[tuple[int, int]]:
+    """Addresses around each "@" (the text is never scanned for them as a whole)."""
+    at = text.find("@")
+    while at >= 0:
+        local = _EMAIL_LOCAL.search(text, max(0, at - 64), at) if at else None
+        domain = _EMAIL_DOMAIN.match(text, at + 1)
+        if local is not None and domain is not None:
+            start = local.start()
+            while start < at and not text[start].isalnum():
+                start += 1  # an address starts with a letter or digit
+            if start < at:
+                yield start, domain.end()
+        at = text.find("@", at + 1)
 
 
 def _ipv6(text: str) -> Iterator[tuple[int, int]]:
@@ -210,8 +266,9 @@ class Redactor:
         redactor: Callable[[str], str] | None = None,
         phone_region: str = "US",
     ) -> None:
-        self.secrets = [(re.compile(p), needles) for p, needles in _SECRET_PATTERNS]
-        self.needles = frozenset(n for _, needles in _SECRET_PATTERNS for n in needles)
+        self.secrets = [
+            (re.compile(p), needles, cased) for p, needles, cased in _SECRETS
+        ]
         self.custom = [
             (kind.upper(), re.compile(p)) for kind, p in (patterns or {}).items()
         ]
@@ -224,19 +281,29 @@ class Redactor:
         """Where secrets and personal data are: (start, end, kind), left to right."""
         found: list[tuple[int, int, str]] = []
         lowered = text.lower()
-        present = {needle for needle in self.needles if needle in lowered}
-        for pattern, needles in self.secrets:
-            if present.isdisjoint(needles):
-                continue
-            for match in pattern.finditer(text):
-                group = "s" if "s" in pattern.groupindex and match.group("s") else 0
-                found.append((match.start(group), match.end(group), "SECRET"))
+        underscore = (
+            "_" in text
+        )  # a third of the needles have one: one search skips them
+        for pattern, needles, cased in self.secrets:
+            within = text if cased else lowered
+            group = "s" if "s" in pattern.groupindex else 0
+            for needle in needles:
+                if not underscore and "_" in needle:
+                    continue
+                at = within.find(needle)
+                while at >= 0:
+                    match = pattern.match(text, at)
+                    if match is not None:
+                        found.append((match.start(group), match.end(group), "SECRET"))
+                    at = within.find(needle, at + 1)
         for kind, pattern in self.custom:
             found.extend((m.start(), m.end(), kind) for m in pattern.finditer(text))
-        if "@" in text:
-            found.extend((m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text))
-        found.extend(_digit_findings(text, self.phone_region))
-        found.extend((s, e, "IBAN") for s, e in _ibans(text))
+        found.extend((s, e, "EMAIL") for s, e in _emails(text))
+        runs = list(_DIGITS.finditer(text))
+        if runs:
+            ibans = list(_ibans(text, runs))
+            found.extend((s, e, "IBAN") for s, e in ibans)
+            found.extend(_digit_findings(text, runs, self.phone_region, ibans))
         found.extend((s, e, "IP") for s, e in _ipv6(text))
         # Earlier and longer findings win where two overlap.
         found.sort(key=lambda f: (f[0], -(f[1] - f[0])))
