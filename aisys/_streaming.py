@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from aisys._runtime import Runtime
     from aisys.instrument import Spec
+    from aisys.pipeline.functions import Plan
     from aisys.telemetry.runtime import Telemetry
 
 __all__ = [
@@ -72,6 +73,29 @@ class Finisher:
         except Exception as exc:
             self.call.unread = f"reading a {type(chunk).__name__} chunk failed: {exc!r}"
 
+    def redacted(self, item: Any) -> Any:
+        """A yielded string as the chunk redactor releases it (other items as they are)."""
+        redactor = self.call.chunk_redactor
+        if redactor is None or not isinstance(item, str):
+            return item
+        return redactor.feed(item)
+
+    def held_back(self) -> str:
+        """What the chunk redactor still holds, redacted (the generator has ended)."""
+        redactor = self.call.chunk_redactor
+        return redactor.flush() if redactor is not None else ""
+
+    def checked(self) -> BaseException | None:
+        """Run the output guards on the whole text; the error that blocks it, if any."""
+        from aisys.errors import AisysError
+
+        for check in self.call.output_checks:
+            try:
+                check(self.state.text)
+            except AisysError as exc:
+                return exc
+        return None
+
     def finish(
         self, error: BaseException | None = None, *, early: bool = False
     ) -> None:
@@ -112,7 +136,10 @@ class TracedStream:
         try:
             chunk = next(self._iterator)
         except StopIteration:
-            self._finisher.finish()
+            error = self._finisher.checked()
+            self._finisher.finish(error)
+            if error is not None:
+                raise error from None
             raise
         except BaseException as exc:
             self._finisher.finish(exc)
@@ -166,7 +193,10 @@ class TracedAsyncStream:
         try:
             chunk = await self._iterator.__anext__()
         except StopAsyncIteration:
-            self._finisher.finish()
+            error = self._finisher.checked()
+            self._finisher.finish(error)
+            if error is not None:
+                raise error from None
             raise
         except BaseException as exc:
             self._finisher.finish(exc)
@@ -204,7 +234,7 @@ class TracedAsyncStream:
 
 
 def generator_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
 ) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
@@ -214,7 +244,7 @@ def generator_wrapper(
         # The span is current only while the function body runs, never across a yield.
         token = tel.activate(span)
         try:
-            gen = fn(*args, **kwargs)
+            gen = _start(call, spec, fn, plan, args, kwargs)
             item = next(gen)
         except StopIteration as stop:
             tel.deactivate(token)
@@ -227,6 +257,7 @@ def generator_wrapper(
         tel.deactivate(token)
         try:
             while True:
+                item = finisher.redacted(item)
                 finisher.chunk(item)
                 try:
                     sent = yield item
@@ -247,24 +278,43 @@ def generator_wrapper(
                     finally:
                         tel.deactivate(token)
         except StopIteration as stop:
-            finisher.finish()
-            return stop.value
+            value = stop.value
         except BaseException as exc:
             finisher.finish(exc)
             raise
+        tail = finisher.held_back()
+        if tail:
+            finisher.chunk(tail)
+            try:
+                yield tail
+            except GeneratorExit:
+                finisher.finish(early=True)
+                raise
+        error = finisher.checked()
+        finisher.finish(error)
+        if error is not None:
+            raise error
+        return value
 
     return wrapper
 
 
 def async_generator_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any]
+    runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
 ) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
         span = tel.start(call)
         finisher = Finisher(tel, spec, call, span, time.perf_counter(), args, kwargs)
-        gen = fn(*args, **kwargs)
+        token = tel.activate(span)
+        try:
+            gen = _start(call, spec, fn, plan, args, kwargs)
+        except BaseException as exc:
+            tel.deactivate(token)
+            finisher.finish(exc)
+            raise
+        tel.deactivate(token)
         sent: Any = None
         throw: BaseException | None = None
         try:
@@ -277,6 +327,7 @@ def async_generator_wrapper(
                 finally:
                     tel.deactivate(token)
                 throw = None
+                item = finisher.redacted(item)
                 finisher.chunk(item)
                 try:
                     sent = yield item
@@ -287,9 +338,38 @@ def async_generator_wrapper(
                 except BaseException as exc:
                     throw = exc
         except StopAsyncIteration:
-            finisher.finish()
+            pass
         except BaseException as exc:
             finisher.finish(exc)
             raise
+        tail = finisher.held_back()
+        if tail:
+            finisher.chunk(tail)
+            try:
+                yield tail
+            except GeneratorExit:
+                finisher.finish(early=True)
+                raise
+        error = finisher.checked()
+        finisher.finish(error)
+        if error is not None:
+            raise error
 
     return wrapper
+
+
+def _start(
+    call: Call,
+    spec: Spec,
+    fn: Callable[..., Any],
+    plan: Plan | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """The generator, made through the chain when there is one (input guards first)."""
+    if plan is None:
+        return fn(*args, **kwargs)
+    from aisys.pipeline._flow import drive
+
+    call.input_value = spec.input_of(args, kwargs)
+    return drive(plan.flow(call, None, args, kwargs))

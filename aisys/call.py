@@ -38,6 +38,7 @@ class Call:
         "cache_hit",
         "cache_result",
         "cache_saved_usd",
+        "chunk_redactor",
         "closed_early",
         "cost",
         "data_source",
@@ -152,11 +153,13 @@ class Call:
         self.cache_saved_usd: float | None = None
         """What a hit would have cost (``None`` when the price is unknown)."""
         self.finishers: list[Any] = []
+        """Flows steps left to run once the call's outcome and cost are known."""
         self.guard_findings: list[tuple[str, str, tuple[Any, ...]]] = []
         """(guard, action, findings) for every guard that found something."""
         self.output_checks: list[Any] = []
         """Checks a streamed answer's whole text must pass when the stream ends."""
-        """Flows steps left to run once the call's outcome and cost are known."""
+        self.chunk_redactor: Any = None
+        """Redacts a streamed answer's chunks before delivery (see `ChunkRedactor`)."""
 
     def span_name(self) -> str:
         """The span name the conventions ask for: ``{operation} {model}``."""

@@ -67,6 +67,10 @@ class Guard:
     redactable = False
     untrusted_only = False
     """Input guards that read only what users, tools and documents wrote."""
+    per_chunk = False
+    """Whether ``action="redact"`` on a stream redacts each chunk before delivery
+    (what it finds never spans whitespace, but after a keyword); otherwise the
+    whole answer is checked when the stream ends."""
 
     def __init__(self, action: Action = "block") -> None:
         if action not in _ACTIONS:
@@ -172,6 +176,7 @@ class Secrets(_Detected):
 
     name = "secrets"
     kinds = frozenset({"SECRET"})
+    per_chunk = True
 
 
 class PII(_Detected):

@@ -218,9 +218,9 @@ def instrument(
     call runs through the chain; without one, the function is simply called.
     """
     if inspect.isasyncgenfunction(fn):
-        wrapper: Callable[..., Any] = async_generator_wrapper(runtime, spec, fn)
+        wrapper: Callable[..., Any] = async_generator_wrapper(runtime, spec, fn, plan)
     elif inspect.isgeneratorfunction(fn):
-        wrapper = generator_wrapper(runtime, spec, fn)
+        wrapper = generator_wrapper(runtime, spec, fn, plan)
     elif inspect.iscoroutinefunction(fn):
         wrapper = _coroutine_wrapper(runtime, spec, fn, plan)
     else:
@@ -345,6 +345,9 @@ def _conclude(
     if spec.kind == "llm":
         kind = stream_kind(result)
         if kind is not None:
+            if call.chunk_redactor is not None:  # SDK chunks cannot be rewritten
+                call.output_checks.append(call.chunk_redactor.check_whole)
+                call.chunk_redactor = None
             finisher = Finisher(tel, spec, call, span, started, args, kwargs)
             stream = (
                 TracedStream(result, finisher)

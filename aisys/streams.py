@@ -101,7 +101,21 @@ class _StreamCore:
         call = self._call
         if chunks and call is not None and call.ttft_s is None:
             call.ttft_s = time.perf_counter() - self._started_at
+        if (
+            call is not None
+            and call.chunk_redactor is not None
+            and self._replay is None
+        ):
+            chunks = [_redacted(call.chunk_redactor, chunk) for chunk in chunks]
         self._pending.extend(chunks)
+
+    def _held_back(self) -> bool:
+        """At the end of the events: queue what the chunk redactor still holds."""
+        redactor = self._call.chunk_redactor if self._call is not None else None
+        tail = redactor.flush() if redactor is not None else ""
+        if tail:
+            self._pending.append(ChatChunk(text=tail))
+        return bool(tail)
 
     def _feed(self, event: str, data: str) -> None:
         assert self._opened is not None  # noqa: S101 - only called once opened
@@ -140,11 +154,15 @@ class _StreamCore:
             )
         response = parser.response()
         if self._call is not None:
+            if self._call.chunk_redactor is not None:  # the text as delivered
+                response = response.model_copy(update={"text": "".join(self._texts)})
             for check in self._call.output_checks:
                 try:
-                    check(response.text)  # an output guard on the whole answer
+                    changed = check(response.text)  # output guards on the whole answer
                 except AisysError as exc:
                     return exc
+                if isinstance(changed, str):  # redacted (delivered chunks are as sent)
+                    response = response.model_copy(update={"text": changed})
         if self._route is not None and self._call is not None:
             response = self._opened.llm.finished(
                 self._call, self._route, self._request, response
@@ -268,6 +286,8 @@ class ChatStream(_StreamCore):
                 self._finish(exc)
                 raise
             if event is None:
+                if self._held_back():
+                    continue  # deliver the held-back text first; the reader stays ended
                 self._opened.reader.close()
                 cut = self._ended()
                 self._finish(cut)
@@ -344,6 +364,8 @@ class AsyncChatStream(_StreamCore):
                 await self._afinish(exc)
                 raise
             if event is None:
+                if self._held_back():
+                    continue  # deliver the held-back text first; the reader stays ended
                 await self._opened.reader.aclose()
                 cut = self._ended()
                 await self._afinish(cut)
@@ -370,3 +392,13 @@ class AsyncChatStream(_StreamCore):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _redacted(redactor: Any, chunk: ChatChunk) -> ChatChunk:
+    """``chunk`` with its text as the chunk redactor releases it (all of it at the end)."""
+    text = redactor.feed(chunk.text) if chunk.text else ""
+    if chunk.finish_reason is not None:
+        text += redactor.flush()
+    if text == chunk.text:
+        return chunk
+    return chunk.model_copy(update={"text": text, "raw": None})

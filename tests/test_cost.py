@@ -122,6 +122,17 @@ def test_unknown_model_is_none_never_zero_and_warns_once() -> None:
         assert aisys.estimate_cost("acme:brain-9", usage).usd is None  # no 2nd warning
 
 
+def test_a_call_without_a_model_says_how_to_name_one(seen: Captured) -> None:
+    @aisys.traced_llm
+    def answer(question: str) -> str:
+        return "a plain string names no model"
+
+    with pytest.warns(aisys.AisysWarning, match="names no model.*model= to @traced_llm"):
+        answer("hi")
+    (span,) = seen.spans
+    assert span.attributes["aisys.cost.status"] == "unknown"
+
+
 def test_register_price_wins_and_matches_dated_names() -> None:
     aisys.register_price("openai:gpt-4o-mini", input=1, output=2, cache_read="0.5")
     cost = aisys.estimate_cost(

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import aisys
 from aisys import guards
 from aisys.guards import injection_score
+from aisys.safety.redact import Redactor
 from aisys.testing import Captured
 from tests.wire_server import Reply, WireServer
 
@@ -126,6 +133,68 @@ def test_stream_output_guard_raises_at_the_end(server: WireServer) -> None:
     assert stream.response is None
 
 
+def _split(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({0, len(text), *(c % (len(text) + 1) for c in cuts)})
+    return [text[a:b] for a, b in itertools.pairwise(points) if b > a]
+
+
+SECRET_ANSWERS = [
+    f"Use {KEY} in the header.",
+    f"Your password: hunter2hunter2 and the key {KEY}",
+    "Authorization: Bearer abcdefghijklmnop0123456789 then retry.",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1a2b3c4d5e6f7\n"
+    "-----END RSA PRIVATE KEY-----\nkeep it safe",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(SECRET_ANSWERS), st.lists(st.integers(0, 200), max_size=12))
+def test_chunk_redaction_never_releases_part_of_a_secret(
+    answer: str, cuts: list[int]
+) -> None:
+    from aisys.call import Call
+    from aisys.pipeline.guard import ChunkRedactor
+
+    whole = Redactor().redact(answer)
+    secrets = [
+        answer[s:e] for s, e, _ in Redactor().findings(answer)
+    ]  # what must never be seen
+    redactor = ChunkRedactor(Call("llm", "chat"), (guards.Secrets("redact"),), "")
+    released = [redactor.feed(piece) for piece in _split(answer, cuts)]
+    released.append(redactor.flush())
+    delivered = "".join(released)
+    for secret in secrets:
+        for size in (6, len(secret)):
+            for i in range(len(secret) - size + 1):
+                assert secret[i : i + size] not in delivered
+    assert delivered.replace("[SECRETS]", "") == re.sub(r"\[SECRET_\d+\]", "", whole)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_stream_secrets_are_redacted_per_chunk(
+    server: WireServer, seen: Captured, mode: str
+) -> None:
+    answer = f"Here you go: {KEY} and done."
+    pieces = ["Here you go: sk-", "proj-q1W2e3R4", "t5Y6u7I8o9P0a1S2d3F4 and", " done."]
+    assert "".join(pieces) == answer
+    server.script(Reply(text=answer, pieces=pieces))
+    async with _llm(server, guards.Secrets(action="redact")) as llm:
+        if mode == "sync":
+            stream = llm.stream("hi")
+            chunks = list(stream)
+        else:
+            stream = llm.astream("hi")
+            chunks = [chunk async for chunk in stream]
+    texts = [c.text for c in chunks]
+    assert not any("sk-" in t or "q1W2" in t for t in texts)
+    assert "".join(texts) == "Here you go: [SECRETS] and done."
+    assert chunks[-1].finish_reason == "stop"
+    assert stream.response is not None
+    assert stream.response.text == "Here you go: [SECRETS] and done."
+    (span,) = seen.spans
+    assert span.attributes["aisys.guard.findings"] == ("secrets",)
+
+
 def test_decorator_guards(seen: Captured) -> None:
     calls = []
 
@@ -145,6 +214,66 @@ def test_decorator_guards(seen: Captured) -> None:
     with pytest.raises(aisys.GuardError, match="<lambda>"):
         answer("short")
     assert calls == ["short"]
+
+
+def test_decorated_generators_are_guarded(seen: Captured) -> None:
+    started = []
+
+    @aisys.traced_llm(guards=[guards.PromptInjection(), guards.Secrets("redact")])
+    def answer(question: str) -> Iterator[str]:
+        started.append(question)
+        yield "the key is sk-"
+        yield KEY[3:] + " and"
+        yield " that is all"
+
+    with pytest.raises(aisys.GuardError, match="prompt_injection"):
+        list(answer(INJECTION))
+    assert started == []  # blocked before the generator body ran
+    delivered = list(answer("what is the key?"))
+    assert "".join(delivered) == "the key is [SECRETS] and that is all"
+    assert not any("q1W2" in piece for piece in delivered)
+    blocked, redacted = seen.spans
+    assert blocked.attributes["error.type"] == "aisys.GuardError"
+    assert redacted.attributes["aisys.guard.findings"] == ("secrets",)
+
+
+async def test_decorated_async_generator_blocks_at_the_end(seen: Captured) -> None:
+    @aisys.traced_llm(guards=[guards.Secrets()])
+    async def answer(question: str) -> AsyncIterator[str]:
+        yield "here: "
+        yield KEY
+
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for piece in answer("hi"):
+            received.append(piece)  # noqa: PERF401 - kept as delivered, up to the error
+
+    with pytest.raises(aisys.GuardError, match="end of the stream") as raised:
+        await consume()
+    assert KEY not in str(raised.value)
+    assert received == ["here: ", KEY]  # delivered before the end: say so
+    (span,) = seen.spans
+    assert span.attributes["error.type"] == "aisys.GuardError"
+
+
+def test_sdk_stream_of_a_decorated_function_is_checked_at_the_end(
+    server: WireServer, client: openai.OpenAI, seen: Captured
+) -> None:
+    server.script(Reply(text=f"the key {KEY} leaked"))
+
+    @aisys.traced_llm(guards=[guards.Secrets()])
+    def answer(question: str) -> Any:
+        return client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": question}],
+            stream=True,
+        )
+
+    with pytest.raises(aisys.GuardError):
+        list(answer("hi"))
+    (span,) = seen.spans
+    assert span.attributes["aisys.guard.findings"] == ("secrets",)
 
 
 def test_cached_answers_are_checked_too(server: WireServer) -> None:

@@ -44,6 +44,8 @@ class Reply:
     """Override the usage numbers (Anthropic keys for /messages)."""
     error_event: bool = False
     """For Anthropic streams: send an overloaded error event right after message_start."""
+    pieces: list[str] | None = None
+    """For streams: the text chunks as sent (default: one per word of ``text``)."""
 
 
 @dataclass
@@ -209,8 +211,7 @@ class WireServer:
         h.end_headers()
         h.close_connection = True
         model = body.get("model", "unknown")
-        words = reply.text.split(" ")
-        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        pieces = _pieces(reply)
         base = {
             "id": "chatcmpl-stream-1",
             "object": "chat.completion.chunk",
@@ -332,8 +333,7 @@ class WireServer:
                     "content_block": {"type": "text", "text": ""},
                 },
             )
-            words = reply.text.split(" ")
-            pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+            pieces = _pieces(reply)
             if reply.cut_after is not None:
                 pieces = pieces[: reply.cut_after]
             for piece in pieces:
@@ -471,3 +471,11 @@ def _error(status: int) -> dict[str, Any]:
             "code": None,
         }
     }
+
+
+def _pieces(reply: Reply) -> list[str]:
+    """A streamed reply's text chunks: as scripted, or one per word."""
+    if reply.pieces is not None:
+        return list(reply.pieces)
+    words = reply.text.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]

@@ -138,6 +138,9 @@ def split_model(model: str, provider: str | None = None) -> tuple[str | None, st
     return provider, model
 
 
+_NO_MODEL = "(no model)"
+
+
 def _warn_unknown(provider: str | None, model: str) -> None:
     key = (provider, model)
     if key in _WARNED:
@@ -147,11 +150,18 @@ def _warn_unknown(provider: str | None, model: str) -> None:
             return
         _WARNED.add(key)
     name = f"{provider}:{model}" if provider else model
-    message = (
-        f"no price known for {name}: its cost is reported as unknown (never $0). "
-        f"Add one with aisys.register_price({name!r}, input=..., output=...) or the "
-        "prices_path setting (USD per million tokens)"
-    )
+    if model == _NO_MODEL:
+        message = (
+            f"a call{f' to {provider}' if provider else ''} names no model, so its "
+            "cost is reported as unknown (never $0). Pass model= to @traced_llm, or "
+            "return the provider's response (it names its model)"
+        )
+    else:
+        message = (
+            f"no price known for {name}: its cost is reported as unknown (never $0). "
+            f"Add one with aisys.register_price({name!r}, input=..., output=...) or "
+            "the prices_path setting (USD per million tokens)"
+        )
     try:
         warnings.warn(message, AisysWarning, stacklevel=4)
     except AisysWarning:  # warnings turned into errors must not fail the call
@@ -255,7 +265,7 @@ def _meter(call: Call, settings: Any = None) -> None:
         model = call.response_model or call.request_model
         price = find_price(call.provider, model, call.endpoint) if model else None
         if price is None:
-            _warn_unknown(call.provider, model or "(no model)")
+            _warn_unknown(call.provider, model or _NO_MODEL)
             call.cost = _UNKNOWN
             return
         status = "estimated" if call.estimated else "priced"
@@ -295,7 +305,7 @@ def _meter(call: Call, settings: Any = None) -> None:
         priced = price_usage(price, tokens)
         if priced is None or price is None:
             known = False
-            _warn_unknown(provider, model or "(no model)")
+            _warn_unknown(provider, model or _NO_MODEL)
             continue
         usd_in += priced[0]
         usd_out += priced[1]

@@ -224,7 +224,9 @@ class Invocation:
         from aisys.call import Call
         from aisys.providers.base import read_result, stream_kind
 
-        if stream_kind(result) is not None:
+        if stream_kind(result) is not None or inspect.isgenerator(result):
+            return None
+        if inspect.isasyncgen(result):
             return None
         scratch = Call("llm", "chat")
         read_result(scratch, result)

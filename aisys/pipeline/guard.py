@@ -8,6 +8,9 @@ raises `aisys.GuardError`, which never carries the text that was found.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +22,7 @@ if TYPE_CHECKING:
     from aisys.guards import Finding, Guard
     from aisys.pipeline.chain import Proceed, Step
 
-__all__ = ["guard_input_step", "guard_output_step", "redact_spans"]
+__all__ = ["ChunkRedactor", "guard_input_step", "guard_output_step", "redact_spans"]
 
 
 def redact_spans(text: str, findings: Sequence[Finding], label: str) -> str:
@@ -37,13 +40,20 @@ def redact_spans(text: str, findings: Sequence[Finding], label: str) -> str:
     return "".join(parts)
 
 
+_OUTCOMES = {
+    "input": " — nothing was sent",
+    "answer": " — the answer was withheld",
+    "stream": " — at the end of the stream, whose chunks were already delivered "
+    "(Secrets(action='redact') redacts chunks before delivery)",
+}
+
+
 def _blocked(guard: Guard, findings: list[Finding], where: str) -> GuardError:
     kinds = ", ".join(sorted({f.kind for f in findings}))
     sources = ", ".join(sorted({f.source for f in findings}))
     return GuardError(
         f"guard {guard.name!r} blocked the {where}: {len(findings)} finding(s) "
-        f"({kinds}) in {sources}"
-        + (" — nothing was sent" if where == "input" else " — the answer was withheld"),
+        f"({kinds}) in {sources}" + _OUTCOMES[where],
         guard=guard.name,
         action=guard.action,
         findings=tuple(findings),
@@ -90,10 +100,19 @@ def guard_output_step(guards: tuple[Guard, ...]) -> Step:
         result = yield from proceed(request)
         while True:
             text = request.output_text(result)
-            if text is None:  # a stream: checked on its whole text when it ends
-                call.output_checks.append(
-                    lambda whole: _check(call, guards, whole, system)
+            if text is None:  # a stream: per chunk, or on its whole text at the end
+                chunked = tuple(
+                    g for g in guards if g.per_chunk and g.action == "redact"
                 )
+                rest = tuple(g for g in guards if g not in chunked)
+                if chunked:
+                    call.chunk_redactor = ChunkRedactor(call, chunked, system)
+                if rest:
+                    call.output_checks.append(
+                        lambda whole, rest=rest: _check(
+                            call, rest, whole, system, where="stream"
+                        )
+                    )
                 return result
             verdict = _check(call, guards, text, system, allow_fallback=True)
             if verdict is None:
@@ -116,6 +135,7 @@ def _check(
     system: str,
     *,
     allow_fallback: bool = False,
+    where: str = "answer",
 ) -> Any:
     """``None`` (fine), a redacted text, or ``("fallback", error)``; raises on block."""
     changed = None
@@ -127,7 +147,7 @@ def _check(
         if guard.action == "block" or (
             guard.action == "fallback" and not allow_fallback
         ):
-            raise _blocked(guard, findings, "answer")
+            raise _blocked(guard, findings, where)
         if guard.action == "fallback":
             return ("fallback", _blocked(guard, findings, "answer"))
         if guard.action == "redact":
@@ -135,3 +155,102 @@ def _check(
                 changed if changed is not None else text, findings, guard.name.upper()
             )
     return changed
+
+
+_log = logging.getLogger("aisys")
+_KEY_END = re.compile(r"-----end [a-z ]*private key-----")
+
+
+class ChunkRedactor:
+    """Redacts a stream's chunks before the caller sees them (``Secrets(action="redact")``).
+
+    A secret is one token, or a token after a keyword (``password: …``, ``Bearer …``), so
+    text is released up to its last whitespace and the rest waits for the next chunk
+    (the last one releases everything). The released text's tail stays as context, so a
+    keyword in one chunk still marks the token in the next. A private key block waits
+    until it ends; past `max_held` characters it is released as one placeholder.
+    """
+
+    context_chars = 64
+    max_held = 16384
+
+    def __init__(self, call: Call, guards: tuple[Guard, ...], system: str) -> None:
+        self._call = call
+        self._guards = guards
+        self._system = system
+        self._held = ""
+        self._context = ""
+        self._entries: dict[str, int] = {}
+
+    def feed(self, text: str) -> str:
+        """Take a chunk's text; return what may be delivered now (maybe ``""``)."""
+        self._held += text
+        cut = self._cut()
+        return self._release(cut) if cut else ""
+
+    def flush(self) -> str:
+        """Everything still held, redacted (the stream has ended)."""
+        return self._release(len(self._held)) if self._held else ""
+
+    def check_whole(self, text: str) -> None:
+        """Record what the guards find in a whole streamed answer: flagged, not redacted.
+
+        For streams whose chunks aisys cannot rewrite (an SDK's stream objects).
+        """
+        if not self._entries:
+            _log.warning(
+                "aisys: %s cannot redact the chunks of an SDK stream; what it finds "
+                "is flagged on the span. Yield strings, use aisys.LLM.stream(), or "
+                "action='block'",
+                ", ".join(repr(g) for g in self._guards),
+            )
+        for guard in self._guards:
+            found = guard.check_output(text, self._system)
+            if found:
+                self._record(guard, found)
+
+    def _cut(self) -> int:
+        held = self._held
+        if len(held) > self.max_held:
+            return len(held)
+        cut = max(held.rfind(c) for c in " \n\t\r") + 1
+        window = (self._context + held).lower()
+        begin = window.rfind("-----begin")
+        if begin >= 0:
+            end = _KEY_END.search(window, begin)
+            if end is None:  # hold the block from its start until it ends
+                return max(0, begin - len(self._context))
+            cut = max(cut, end.end() - len(self._context))  # never inside the block
+        return cut
+
+    def _release(self, cut: int) -> str:
+        ready, self._held = self._held[:cut], self._held[cut:]
+        raw = ready
+        offset = len(self._context)
+        for guard in self._guards:
+            whole = self._context + ready
+            found = [
+                dataclasses.replace(
+                    f, start=max(f.start, offset) - offset, end=f.end - offset
+                )
+                for f in guard.check_output(whole, self._system)
+                if f.end > offset
+            ]
+            if found:
+                self._record(guard, found)
+                ready = redact_spans(ready, found, guard.name.upper())
+        if len(raw) > self.max_held and "-----begin" in raw.lower() and ready == raw:
+            ready = f"[{self._guards[0].name.upper()}]"  # an unterminated key block
+        self._context = (self._context + raw)[-self.context_chars :]
+        return ready
+
+    def _record(self, guard: Guard, found: list[Finding]) -> None:
+        """One entry per guard on the call, growing as chunks bring more."""
+        findings = self._call.guard_findings
+        index = self._entries.get(guard.name)
+        if index is None:
+            self._entries[guard.name] = len(findings)
+            findings.append((guard.name, guard.action, tuple(found)))
+        else:
+            name, action, earlier = findings[index]
+            findings[index] = (name, action, earlier + tuple(found))
