@@ -33,6 +33,94 @@ def _import_every_aisys_module() -> None:
 _import_every_aisys_module()
 
 
+# -- the key scan: every byte the suite exports, searched for its API keys ---------------
+
+KEY_MARKER = "aisys-test-key"
+"""Part of every API key the suite passes (``api_key=``, environment variables)."""
+_LEAKS: dict[str, None] = {}  # in order, once each
+_CURRENT = ["(collection)"]
+
+
+def _scan(what: str, data: object) -> None:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    if KEY_MARKER in text:
+        at = text.index(KEY_MARKER)
+        _LEAKS[f"{_CURRENT[0]}: {what}: …{text[max(0, at - 60) : at + 40]!r}…"] = None
+
+
+def _install_key_scan() -> None:
+    """Wrap where aisys's output leaves: ended spans, log events, error messages."""
+    from opentelemetry.sdk.trace import (
+        ConcurrentMultiSpanProcessor,
+        SynchronousMultiSpanProcessor,
+    )
+
+    from aisys.errors import AisysError
+    from aisys.telemetry.logs import EventLog
+
+    for cls in (SynchronousMultiSpanProcessor, ConcurrentMultiSpanProcessor):
+        on_end = cls.on_end
+
+        def scanned_on_end(self: object, span: object, _on_end=on_end) -> None:
+            _scan("span", span.to_json())  # type: ignore[attr-defined]
+            _on_end(self, span)
+
+        cls.on_end = scanned_on_end  # type: ignore[method-assign]
+
+    emit = EventLog.emit
+
+    def scanned_emit(self: EventLog, event: str, fields: dict, *, failed: bool) -> None:
+        _scan(f"log event {event}", repr(fields))
+        emit(self, event, fields, failed=failed)
+
+    EventLog.emit = scanned_emit  # type: ignore[method-assign]
+    init = AisysError.__init__
+
+    def scanned_init(self: AisysError, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)
+        _scan(f"{type(self).__name__} message", str(self))
+        _scan(f"{type(self).__name__} repr", repr(self))
+
+    AisysError.__init__ = scanned_init  # type: ignore[method-assign]
+
+
+_install_key_scan()
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    _CURRENT[0] = nodeid
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """What the test printed and logged (structlog, console exporter, warnings)."""
+    for name, content in report.sections:
+        _scan(name, content)
+
+
+def pytest_warning_recorded(warning_message: object) -> None:
+    _scan("warning", getattr(warning_message, "message", warning_message))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Files the suite wrote (JSONL traces, caches, reports, audit logs), then the verdict."""
+    roots = [Path(".aisys-cache"), Path("aisys-traces.jsonl")]
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        roots.append(factory.getbasetemp())
+    for root in roots:
+        files = [root] if root.is_file() else root.rglob("*") if root.exists() else []
+        for path in files:
+            if path.is_file():
+                _scan(f"file {path}", path.read_bytes())
+    if _LEAKS:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.section("API keys found in what the suite exported", red=True)
+            for leak in list(_LEAKS)[:20]:
+                reporter.line(leak)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
@@ -65,7 +153,7 @@ def fixture_server(_wire: WireServer) -> Iterator[WireServer]:
 def fixture_client(server: WireServer) -> Iterator[openai.OpenAI]:
     """The official OpenAI client pointed at the loopback server, no retries."""
     client = openai.OpenAI(
-        api_key="sk-test-not-a-key", base_url=server.base_url, max_retries=0
+        api_key="sk-aisys-test-key-client", base_url=server.base_url, max_retries=0
     )
     yield client
     client.close()
@@ -75,7 +163,7 @@ def fixture_client(server: WireServer) -> Iterator[openai.OpenAI]:
 async def fixture_aclient(server: WireServer) -> AsyncIterator[openai.AsyncOpenAI]:
     """The official async OpenAI client pointed at the loopback server, no retries."""
     client = openai.AsyncOpenAI(
-        api_key="sk-test-not-a-key", base_url=server.base_url, max_retries=0
+        api_key="sk-aisys-test-key-client", base_url=server.base_url, max_retries=0
     )
     yield client
     await client.close()
@@ -102,6 +190,8 @@ def fixture_seen() -> Iterator[Captured]:
     """Spans, log events and metrics recorded during the test."""
     with capture() as captured:
         yield captured
+        data = captured._reader.get_metrics_data()
+        _scan("metrics", data.to_json() if data is not None else "")
 
 
 def need_redis_server() -> str:

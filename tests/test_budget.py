@@ -54,7 +54,7 @@ def _llm(server: WireServer, budget: Any, **kwargs: Any) -> aisys.LLM:
     return aisys.LLM(
         "openai:gpt-test",
         base_url=server.base_url,
-        api_key="k",
+        api_key="sk-aisys-test-key-k",
         retry=None,
         budget=budget,
         **kwargs,
@@ -258,7 +258,7 @@ def test_two_processes_share_the_diskcache_store(tmp_path: Path) -> None:
         aisys.configure(cache_dir={str(tmp_path / "cache")!r})
         aisys.register_price("openai:gpt-test", input=1000, output=1000)
         llm = aisys.LLM(
-            "openai:gpt-test", transport=ScriptedTransport(["ok"] ), api_key="k",
+            "openai:gpt-test", transport=ScriptedTransport(["ok"] ), api_key="sk-aisys-test-key-k",
             retry=None, budget=aisys.Budget("0.2", per="day"),
         )
         import os, sys, time
@@ -434,7 +434,7 @@ def test_scripted_transport_budget_stream(cache_dir: Path) -> None:
     with aisys.LLM(
         "openai:gpt-test",
         transport=ScriptedTransport(["one two three"]),
-        api_key="k",
+        api_key="sk-aisys-test-key-k",
         budget=budget,
     ) as llm:
         stream = llm.stream("hi", max_tokens=10)

@@ -43,7 +43,7 @@ def _llm(
     return aisys.LLM(
         model,
         base_url=server.base_url,
-        api_key="k",
+        api_key="sk-aisys-test-key-k",
         retry=None,
         cache=cache if cache is not None else aisys.Cache(),
         **kwargs,
@@ -119,7 +119,10 @@ def test_model_messages_and_endpoint_are_part_of_the_key(
     with (
         WireServer() as second,
         aisys.LLM(
-            "openai:gpt-test", base_url=second.base_url, api_key="k", cache=cache
+            "openai:gpt-test",
+            base_url=second.base_url,
+            api_key="sk-aisys-test-key-k",
+            cache=cache,
         ) as elsewhere,
     ):
         elsewhere.chat("hi")
@@ -361,7 +364,7 @@ def test_two_processes_share_one_diskcache(server: WireServer, tmp_path: Path) -
         f"""
         import aisys
         aisys.configure(cache_dir={str(tmp_path / "shared")!r})
-        with aisys.LLM("openai:gpt-test", base_url={server.base_url!r}, api_key="k",
+        with aisys.LLM("openai:gpt-test", base_url={server.base_url!r}, api_key="sk-aisys-test-key-k",
                        cache=aisys.Cache()) as llm:
             print(llm.chat("hi").cached)
         """

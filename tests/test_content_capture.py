@@ -120,14 +120,16 @@ def test_api_key_never_reaches_telemetry(client: openai.OpenAI, tmp_path: Path) 
         + repr(seen.logs)
         + path.read_text()
     )
-    assert "sk-test-not-a-key" not in dumped
+    assert "sk-aisys-test-key-client" not in dumped
 
 
 def test_llm_calls_follow_the_same_rules(server: WireServer) -> None:
     """aisys.LLM keeps prompts out by default and records them with full capture."""
     server.script(Reply(text=SECRET_ANSWER), Reply(text=SECRET_ANSWER))
     with aisys.LLM(
-        "openai:gpt-4o-mini", base_url=server.base_url, api_key="sk-test-not-a-key"
+        "openai:gpt-4o-mini",
+        base_url=server.base_url,
+        api_key="sk-aisys-test-key-client",
     ) as llm:
         with capture() as off:
             llm.chat(SECRET_PROMPT)
@@ -140,4 +142,4 @@ def test_llm_calls_follow_the_same_rules(server: WireServer) -> None:
     attrs = full.span("chat gpt-4o-mini").attributes
     assert SECRET_PROMPT in attrs["gen_ai.input.messages"]
     assert SECRET_ANSWER in attrs["gen_ai.output.messages"]
-    assert "sk-test-not-a-key" not in repr(dict(attrs)) + repr(full.logs)
+    assert "sk-aisys-test-key-client" not in repr(dict(attrs)) + repr(full.logs)

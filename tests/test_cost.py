@@ -127,7 +127,9 @@ def test_a_call_without_a_model_says_how_to_name_one(seen: Captured) -> None:
     def answer(question: str) -> str:
         return "a plain string names no model"
 
-    with pytest.warns(aisys.AisysWarning, match="names no model.*model= to @traced_llm"):
+    with pytest.warns(
+        aisys.AisysWarning, match="names no model.*model= to @traced_llm"
+    ):
         answer("hi")
     (span,) = seen.spans
     assert span.attributes["aisys.cost.status"] == "unknown"
@@ -234,7 +236,9 @@ async def test_llm_response_and_span_carry_the_cost(seen: Captured) -> None:
         "completion_tokens_details": {"reasoning_tokens": 200},
     }
     script = ScriptedTransport([_completion(usage)])
-    async with aisys.LLM("openai:gpt-4o-mini", transport=script, api_key="k") as llm:
+    async with aisys.LLM(
+        "openai:gpt-4o-mini", transport=script, api_key="sk-aisys-test-key-k"
+    ) as llm:
         response = await llm.achat("hi")
     usd_in, usd_out = _by_hand("openai:gpt-4o-mini", 1000, 1000, 0, 500)
     assert response.cost.usd == usd_in + usd_out
@@ -258,7 +262,7 @@ def test_endpoint_of_a_known_provider_is_priced_as_that_provider() -> None:
         "openai:llama-3.1-8b-instant",
         base_url="https://api.groq.com/openai/v1",
         transport=script,
-        api_key="k",
+        api_key="sk-aisys-test-key-k",
     ) as llm:
         cost = llm.chat("hi").cost
     assert cost.usd == Decimal("0.05") + Decimal("0.08")  # Groq: $0.05 in, $0.08 out
@@ -268,7 +272,11 @@ def test_local_server_is_unknown_never_zero(server: WireServer, seen: Captured) 
     """gpt-4o-mini served by a local OpenAI-compatible server has no known price."""
     with (
         pytest.warns(aisys.AisysWarning),
-        aisys.LLM("openai:gpt-4o-mini", base_url=server.base_url, api_key="k") as llm,
+        aisys.LLM(
+            "openai:gpt-4o-mini",
+            base_url=server.base_url,
+            api_key="sk-aisys-test-key-k",
+        ) as llm,
     ):
         response = llm.chat("hi")
     assert response.cost.usd is None

@@ -28,7 +28,7 @@ def _llm(server: WireServer, *chosen: guards.Guard, **kwargs: Any) -> aisys.LLM:
     return aisys.LLM(
         "openai:m",
         base_url=server.base_url,
-        api_key="k",
+        api_key="sk-aisys-test-key-k",
         retry=None,
         guards=list(chosen),
         **kwargs,
@@ -113,7 +113,9 @@ def test_output_redact_and_system_prompt_echo(server: WireServer) -> None:
 def test_output_fallback_asks_the_next_target(server: WireServer) -> None:
     with WireServer() as backup:
         server.script(Reply(text="Go to https://evil.example/x"))
-        fallback = aisys.LLM("openai:b", base_url=backup.base_url, api_key="k")
+        fallback = aisys.LLM(
+            "openai:b", base_url=backup.base_url, api_key="sk-aisys-test-key-k"
+        )
         with _llm(
             server,
             guards.Exfiltration(action="fallback"),

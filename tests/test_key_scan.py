@@ -13,8 +13,8 @@ from aisys.metering.prices import clear_overrides
 from aisys.testing import capture
 from tests.wire_server import Reply, WireServer
 
-KEY = "sk-test-" + "SCANME0123456789abcdefghijklmnop"
-OTHER = "sk-ant-" + "SCANME9876543210zyxwvutsrqponmlk"
+KEY = "sk-aisys-test-key-" + "SCANME0123456789abcdefghijklmnop"
+OTHER = "sk-ant-aisys-test-key-" + "SCANME9876543210zyxwvutsrqponmlk"
 
 
 def test_keys_appear_nowhere(

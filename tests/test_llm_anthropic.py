@@ -13,7 +13,7 @@ from aisys.providers.anthropic import DEFAULT_MAX_TOKENS
 from aisys.testing import Captured
 from tests.wire_server import Reply, WireServer
 
-KEY = "sk-ant-test-secret-9"
+KEY = "sk-ant-aisys-test-key-9"
 
 
 @pytest.fixture(name="claude")
@@ -244,10 +244,10 @@ def test_environment_variables(
 ) -> None:
     """ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY are used when no argument is given."""
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.root_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-env")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-aisys-test-key-env")
     with aisys.LLM("anthropic:claude-3-5-haiku-latest") as claude:
         claude.chat("hi")
-    assert server.requests[0].headers["x-api-key"] == "sk-ant-env"
+    assert server.requests[0].headers["x-api-key"] == "sk-ant-aisys-test-key-env"
 
 
 # The official client against the same server: proves the server speaks the protocol,

@@ -12,7 +12,7 @@ import aisys
 from aisys.testing import Captured
 from tests.wire_server import Reply, WireServer
 
-KEY = "sk-test-secret-77aa"
+KEY = "sk-aisys-test-key-77aa"
 
 
 @pytest.fixture(name="llm")

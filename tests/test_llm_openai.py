@@ -11,7 +11,7 @@ import aisys
 from aisys.testing import Captured
 from tests.wire_server import Reply, WireServer
 
-KEY = "sk-test-secret-4f9a"
+KEY = "sk-aisys-test-key-4f9a"
 
 
 @pytest.fixture(name="llm")
@@ -286,10 +286,13 @@ def test_environment_variables(
 ) -> None:
     """OPENAI_BASE_URL and OPENAI_API_KEY are used when no argument is given."""
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-aisys-test-key-from-env")
     with aisys.LLM("openai:gpt-4o-mini") as llm:
         llm.chat("hi")
-    assert server.requests[0].headers["authorization"] == "Bearer sk-from-env"
+    assert (
+        server.requests[0].headers["authorization"]
+        == "Bearer sk-aisys-test-key-from-env"
+    )
 
 
 def test_no_key_sends_no_authorization(

@@ -290,7 +290,9 @@ def test_require_approval_refuses_before_any_request(
 
     def answer() -> None:
         prompt = aisys.get_prompt("support_answer", label="production")
-        with aisys.LLM(prompt=prompt, base_url=server.base_url, api_key="k") as llm:
+        with aisys.LLM(
+            prompt=prompt, base_url=server.base_url, api_key="sk-aisys-test-key-k"
+        ) as llm:
             llm.chat(prompt.render(question="hi"))
 
     with pytest.raises(aisys.PromptError, match="no longer matches"):
@@ -311,7 +313,7 @@ def test_llm_with_a_prompt_carries_its_facts(
     with aisys.LLM(
         prompt=prompt,
         base_url=server.base_url,
-        api_key="k",
+        api_key="sk-aisys-test-key-k",
         cache=aisys.Cache("memory"),
     ) as llm:
         llm.chat(prompt.render(question="Refunds?"))
@@ -326,7 +328,9 @@ def test_llm_with_a_prompt_carries_its_facts(
 
 def test_prompt_parameters_are_defaults(tmp_path: Path, server: WireServer) -> None:
     prompt = aisys.Prompt(parse_prompty(MICROSOFT_STYLE), "draft")
-    with aisys.LLM(prompt=prompt, base_url=server.base_url, api_key="k") as llm:
+    with aisys.LLM(
+        prompt=prompt, base_url=server.base_url, api_key="sk-aisys-test-key-k"
+    ) as llm:
         llm.chat("hi")
         llm.chat("hi", temperature=0.9)  # explicit arguments win
     first, second = (r.body for r in server.requests)
@@ -344,7 +348,10 @@ def test_a_new_prompt_version_is_a_new_cache_key(
     one, two = (aisys.get_prompt("support_answer", version=v) for v in (1, 2))
     messages = [{"role": "user", "content": "same words"}]
     with aisys.LLM(
-        "openai:m", base_url=server.base_url, api_key="k", cache=aisys.Cache("memory")
+        "openai:m",
+        base_url=server.base_url,
+        api_key="sk-aisys-test-key-k",
+        cache=aisys.Cache("memory"),
     ) as llm:
         llm.chat(messages, prompt=one)
         assert not llm.chat(messages, prompt=two).cached
@@ -430,13 +437,19 @@ def test_budget_scope_prompt_counts_per_prompt(
         prompt = aisys.get_prompt("support_answer")
         budget = aisys.Budget("0.02", per="day", scope="prompt", store="memory")
         with aisys.LLM(
-            prompt=prompt, base_url=server.base_url, api_key="k", budget=budget
+            prompt=prompt,
+            base_url=server.base_url,
+            api_key="sk-aisys-test-key-k",
+            budget=budget,
         ) as llm:
             llm.chat("hi", max_tokens=10)
             with pytest.raises(aisys.BudgetExceededError):
                 llm.chat("hi", max_tokens=10)  # this prompt's counter is spent
         with aisys.LLM(
-            "openai:gpt-4o-mini", base_url=server.base_url, api_key="k", budget=budget
+            "openai:gpt-4o-mini",
+            base_url=server.base_url,
+            api_key="sk-aisys-test-key-k",
+            budget=budget,
         ) as plain:
             plain.chat("hi", max_tokens=10)  # calls without a prompt: another counter
     finally:

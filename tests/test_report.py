@@ -64,8 +64,12 @@ def fixture_traces(tmp_path: Path) -> Path:
     )
     dear = ScriptedTransport([_answer(100, 100, "dear"), Fault(400)])
     with fake_clock():
-        llm_cheap = aisys.LLM("openai:cheap", transport=cheap, api_key="k")
-        llm_dear = aisys.LLM("openai:dear", transport=dear, api_key="k", retry=None)
+        llm_cheap = aisys.LLM(
+            "openai:cheap", transport=cheap, api_key="sk-aisys-test-key-k"
+        )
+        llm_dear = aisys.LLM(
+            "openai:dear", transport=dear, api_key="sk-aisys-test-key-k", retry=None
+        )
         unpriced = aisys.LLM("openai:mystery", transport=ScriptedTransport(["hm"]))
         with aisys.trace("t", user_id="ann"):
             llm_cheap.chat("a")
@@ -80,12 +84,12 @@ def fixture_traces(tmp_path: Path) -> Path:
         backup = aisys.LLM(
             "openai:dear",
             transport=ScriptedTransport([_answer(10, 10, "dear")]),
-            api_key="k",
+            api_key="sk-aisys-test-key-k",
         )
         failing = aisys.LLM(
             "openai:cheap",
             transport=ScriptedTransport([Fault(503)]),
-            api_key="k",
+            api_key="sk-aisys-test-key-k",
             retry=None,
             fallbacks=[backup],
         )

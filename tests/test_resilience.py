@@ -53,7 +53,7 @@ async def _stream(llm: aisys.LLM, mode: str) -> tuple[list[str], Any]:
 
 def _llm(server: WireServer, **kwargs: Any) -> aisys.LLM:
     kwargs.setdefault("retry", NO_JITTER)
-    kwargs.setdefault("api_key", "k")
+    kwargs.setdefault("api_key", "sk-aisys-test-key-k")
     return aisys.LLM("openai:primary", base_url=server.base_url, timeout=5, **kwargs)
 
 
@@ -268,7 +268,7 @@ async def test_decorator_retries_an_unreadable_sdk_answer(
     """The official client's 2xx validation error is a provider fault in decorator mode too."""
     server.script(Reply(body={"id": "x", "object": "chat.completion", "choices": 3}))
     client = openai.OpenAI(
-        api_key="k",
+        api_key="sk-aisys-test-key-k",
         base_url=server.base_url,
         max_retries=0,
         _strict_response_validation=True,
@@ -348,7 +348,7 @@ async def test_string_fallback_of_the_same_provider_inherits_the_endpoint(
         response = await _chat(llm, mode)
     assert response.text == "other model"
     assert [r.body["model"] for r in server.requests] == ["primary", "other"]
-    assert server.requests[1].headers["authorization"] == "Bearer k"
+    assert server.requests[1].headers["authorization"] == "Bearer sk-aisys-test-key-k"
 
 
 async def test_bad_request_does_not_fall_back(
@@ -521,7 +521,9 @@ def test_decorator_retries_the_official_client(
     server: WireServer, clock: FakeClock, seen: Captured
 ) -> None:
     """@traced_llm(retry=...) retries the openai SDK's rate-limit error, honouring Retry-After."""
-    client = openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=0)
+    client = openai.OpenAI(
+        api_key="sk-aisys-test-key-k", base_url=server.base_url, max_retries=0
+    )
     server.script(Reply(status=429, headers={"retry-after": "3"}), Reply(text="done"))
 
     @aisys.traced_llm(model="gpt-4o-mini", retry=NO_JITTER)
@@ -647,14 +649,14 @@ async def test_two_keys_on_one_endpoint_do_not_share_a_breaker(
     noisy = aisys.LLM(
         "openai:m",
         base_url=server.base_url,
-        api_key="sk-tenant-a",
+        api_key="sk-aisys-test-key-tenant-a",
         retry=None,
         circuit=circuit,
     )
     quiet = aisys.LLM(
         "openai:m",
         base_url=server.base_url,
-        api_key="sk-tenant-b",
+        api_key="sk-aisys-test-key-tenant-b",
         retry=None,
         circuit=circuit,
     )
@@ -663,7 +665,7 @@ async def test_two_keys_on_one_endpoint_do_not_share_a_breaker(
         await _two_tenants(server, noisy, quiet, mode)
     states = breaker_states()
     assert sorted(states.values()) == ["closed", "open"]
-    assert not any("sk-tenant" in key for key in states)
+    assert not any("aisys-test-key" in key for key in states)
 
 
 async def _two_tenants(
@@ -686,7 +688,9 @@ async def test_circuit_thresholds_per_llm_and_opt_out(
     """circuit= overrides the settings' thresholds for one LLM; circuit=None never skips."""
     server.default = Reply(status=503)
     strict = _llm(server, retry=None, circuit=aisys.CircuitBreaker(1, 5.0))
-    unguarded = _llm(server, retry=None, circuit=None, api_key="other")
+    unguarded = _llm(
+        server, retry=None, circuit=None, api_key="sk-aisys-test-key-other"
+    )
     try:
         with pytest.raises(aisys.ServerError):
             await _chat(strict, mode)

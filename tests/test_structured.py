@@ -35,7 +35,9 @@ async def test_wrong_then_right_is_re_asked(
     server.script(
         Reply(text='{"number": "A1"}'), Reply(text='{"number": "A1", "total": 12.5}')
     )
-    async with aisys.LLM("openai:m", base_url=server.base_url, api_key="k") as llm:
+    async with aisys.LLM(
+        "openai:m", base_url=server.base_url, api_key="sk-aisys-test-key-k"
+    ) as llm:
         if mode == "sync":
             answer = llm.chat("the invoice?", response_model=Invoice, max_retries=2)
         else:
@@ -64,7 +66,9 @@ async def test_wrong_then_right_is_re_asked(
 def test_giving_up_raises_with_the_raw_text(server: WireServer, seen: Captured) -> None:
     server.script(Reply(text="not json"), Reply(text="still not"))
     with (
-        aisys.LLM("openai:m", base_url=server.base_url, api_key="k") as llm,
+        aisys.LLM(
+            "openai:m", base_url=server.base_url, api_key="sk-aisys-test-key-k"
+        ) as llm,
         pytest.raises(aisys.OutputValidationError) as raised,
     ):
         llm.chat("the invoice?", response_model=Invoice, max_retries=1)
@@ -80,7 +84,9 @@ def test_giving_up_raises_with_the_raw_text(server: WireServer, seen: Captured) 
 def test_anthropic_gets_the_schema_in_a_system_message(server: WireServer) -> None:
     server.script(Reply(text='{"number": "B2", "total": 3}'))
     with aisys.LLM(
-        "anthropic:claude-3-5-haiku-latest", base_url=server.root_url, api_key="k"
+        "anthropic:claude-3-5-haiku-latest",
+        base_url=server.root_url,
+        api_key="sk-aisys-test-key-k",
     ) as llm:
         answer = llm.chat("the invoice?", response_model=Invoice)
     assert answer.parsed == Invoice(number="B2", total=3)
@@ -90,7 +96,7 @@ def test_anthropic_gets_the_schema_in_a_system_message(server: WireServer) -> No
 
 
 def test_bad_arguments() -> None:
-    with aisys.LLM("openai:m", api_key="k") as llm:
+    with aisys.LLM("openai:m", api_key="sk-aisys-test-key-k") as llm:
         with pytest.raises(TypeError, match="response_model"):
             llm.chat("hi", response_model=dict)
         with pytest.raises(TypeError, match="max_retries"):
@@ -110,7 +116,9 @@ def test_servers_without_json_schema_get_json_object_then_a_system_message(
         Reply(status=400, body=refused),
         Reply(text='{"number": "C3", "total": 1}'),
     )
-    with aisys.LLM("openai:m", base_url=server.base_url, api_key="k") as llm:
+    with aisys.LLM(
+        "openai:m", base_url=server.base_url, api_key="sk-aisys-test-key-k"
+    ) as llm:
         answer = llm.chat("the invoice?", response_model=Invoice)
     assert answer.parsed == Invoice(number="C3", total=1)
     first, second, third = (r.body for r in server.requests)
