@@ -416,6 +416,11 @@ def _store_failed(budget: Budget, exc: Exception) -> None:
 _UNMETERED: set[tuple[str, str | None]] = set()
 
 
+def reset_warnings() -> None:
+    """Warn again about budgets already warned about (`aisys.testing.reset`)."""
+    _UNMETERED.clear()
+
+
 def _warn_unmetered(budget: Budget, provider: str | None, model: str | None) -> None:
     key = (budget.name, model)
     if key not in _UNMETERED:

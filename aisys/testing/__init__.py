@@ -70,8 +70,8 @@ def reset() -> None:
     """Forget aisys's process-wide state, so one test's failures never reach the next.
 
     Circuit breakers, memory stores (budget counters and cache entries), and the
-    once-only warnings (unknown prices, cache problems). The pytest fixtures call it before and after
-    each test that uses them.
+    once-only warnings (unknown prices, cache problems, unmetered budgets). The pytest
+    fixtures call it before and after each test that uses them.
 
     Added in 0.1.
     """
@@ -82,9 +82,10 @@ def reset() -> None:
     reset_breakers()
     reset_memory_stores()
     reset_warnings()
-    cache = sys.modules.get("aisys.pipeline.cache")
-    if cache is not None:
-        cache.reset_warnings()
+    for name in ("aisys.pipeline.cache", "aisys.pipeline.budget"):
+        module = sys.modules.get(name)
+        if module is not None:
+            module.reset_warnings()
 
 
 class Captured:
