@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     """Also add aisys's exporters to the host application's own TracerProvider."""
     max_queue_size: int = Field(default=2048, gt=0)
     """Finished spans waiting for export; beyond it spans are dropped and counted."""
+    record_in_background: bool = True
+    """Record metrics and log events on one background thread, off the caller's path
+    (`aisys.testing.capture` always records in place, so tests see them at once)."""
     flush_timeout: float = Field(default=5.0, gt=0)
     """Seconds `aisys.flush()` and `aisys.shutdown()` wait at most, also at exit."""
     prompts_dir: Path = Path("prompts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -69,9 +70,9 @@ def _install_key_scan() -> None:
 
     emit = EventLog.emit
 
-    def scanned_emit(self: EventLog, event: str, fields: dict, *, failed: bool) -> None:
+    def scanned_emit(self: EventLog, event: str, fields: dict, **options: Any) -> None:
         _scan(f"log event {event}", repr(fields))
-        emit(self, event, fields, failed=failed)
+        emit(self, event, fields, **options)
 
     EventLog.emit = scanned_emit  # type: ignore[method-assign]
     init = AisysError.__init__

@@ -7,8 +7,10 @@ until the application configures logging. The event is only built when someone l
 
 from __future__ import annotations
 
+import datetime
 import logging
-from collections.abc import MutableSequence
+import time
+from collections.abc import MutableMapping, MutableSequence
 from typing import Any
 
 import structlog
@@ -38,7 +40,7 @@ class EventLog:
             _STDLIB,
             processors=[
                 structlog.processors.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _stamp,
                 renderer,
             ],
             wrapper_class=structlog.stdlib.BoundLogger,
@@ -52,17 +54,46 @@ class EventLog:
             or _STDLIB.isEnabledFor(logging.INFO)
         )
 
-    def emit(self, event: str, fields: dict[str, Any], *, failed: bool) -> None:
-        """Send one event, at warning level for failed calls, info otherwise."""
+    def emit(
+        self,
+        event: str,
+        fields: dict[str, Any],
+        *,
+        failed: bool,
+        at: float | None = None,
+    ) -> None:
+        """Send one event, at warning level for failed calls, info otherwise.
+
+        ``at``: when the call ended (epoch seconds), for an event written later by the
+        recorder; aisys's own renderer stamps it (a host's structlog chain stamps the
+        time it writes the event, as its own processors decide).
+        """
         if self.sink is not None:
             self.sink.append(
                 {"event": event, "log_level": "warning" if failed else "info", **fields}
             )
             return
-        logger: Any = (
-            structlog.get_logger("aisys") if structlog.is_configured() else self._own
-        )
+        if structlog.is_configured():
+            logger: Any = structlog.get_logger("aisys")
+        else:
+            logger = self._own
+            if at is not None:
+                fields = {**fields, "timestamp": _iso(at)}
         if failed:
             logger.warning(event, **fields)
         else:
             logger.info(event, **fields)
+
+
+def _iso(at: float) -> str:
+    """``at`` as structlog's ISO time stamper writes it (UTC, ``Z``)."""
+    moment = datetime.datetime.fromtimestamp(at, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _stamp(
+    logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """The event's time: when the call ended if given, else now (ISO 8601, UTC)."""
+    event_dict.setdefault("timestamp", _iso(time.time()))
+    return event_dict

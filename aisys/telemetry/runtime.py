@@ -26,6 +26,7 @@ from aisys.settings import Settings
 from aisys.telemetry import attributes as A
 from aisys.telemetry.logs import EventLog
 from aisys.telemetry.metrics import Instruments
+from aisys.telemetry.recorder import Recorder
 from aisys.telemetry.spans import (
     attempt_attributes,
     attempts_summary,
@@ -73,8 +74,17 @@ class Telemetry:
         meter = metrics.get_meter("aisys", __version__, meter_provider=meter_provider)
         self.instruments = Instruments(meter, latest=self.latest)
         self.events = EventLog(settings.log_format, log_sink)
+        self.recorder: Recorder | None = None
+        """Records metrics and log events off the caller's path (not when capturing)."""
+        if settings.record_in_background and log_sink is None:
+            self.recorder = Recorder(
+                self._record,
+                max_pending=settings.max_queue_size,
+                timeout=settings.flush_timeout,
+            )
         self._closed = False
         self._reported_drops = 0
+        self._reported_unrecorded = 0
         if self._own_providers or self._processors:
             atexit.register(self.shutdown)
 
@@ -178,10 +188,30 @@ class Telemetry:
         except Exception:  # telemetry must never break the call it observes
             _log.debug("aisys could not describe a call", exc_info=True)
         span.end()
+        if self.recorder is None:
+            self._record(call, span, attrs, duration, listening)
+        elif listening:  # what only the caller's thread knows goes along
+            self.recorder.submit(
+                call, span, attrs, duration, True, _bound_context(), time.time()
+            )
+        else:
+            self.recorder.submit(call, span, attrs, duration, False)
+
+    def _record(
+        self,
+        call: Call,
+        span: Span,
+        attrs: dict[str, Any],
+        duration: float,
+        listening: bool,
+        bound: dict[str, Any] | None = None,
+        at: float | None = None,
+    ) -> None:
+        """The call's metric points and log event (on the recorder's thread, or here)."""
         try:
             self.instruments.record(call, duration)
             if listening:
-                self._emit(call, span, attrs, duration)
+                self._emit(call, span, attrs, duration, bound, at)
         except Exception:
             _log.debug("aisys could not record a call", exc_info=True)
 
@@ -224,10 +254,17 @@ class Telemetry:
             child.end(end_time=max(attempt.ended_ns, attempt.started_ns))
 
     def _emit(
-        self, call: Call, span: Span, attrs: dict[str, Any], duration: float
+        self,
+        call: Call,
+        span: Span,
+        attrs: dict[str, Any],
+        duration: float,
+        bound: dict[str, Any] | None = None,
+        at: float | None = None,
     ) -> None:
         ctx = span.get_span_context()
         fields: dict[str, Any] = {
+            **(bound or {}),
             "span_name": call.span_name(),
             "trace_id": trace.format_trace_id(ctx.trace_id) if ctx.is_valid else None,
             "span_id": trace.format_span_id(ctx.span_id) if ctx.is_valid else None,
@@ -239,7 +276,7 @@ class Telemetry:
         if len(call.attempts) > 1:
             fields[A.AISYS_ATTEMPTS] = attempts_summary(call)
         event = A.LOG_EVENT_TRACE if call.kind == "trace" else A.LOG_EVENT_CALL
-        self.events.emit(event, fields, failed=call.error is not None)
+        self.events.emit(event, fields, failed=call.error is not None, at=at)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -248,12 +285,20 @@ class Telemetry:
         """Spans dropped because an export queue was full, since start."""
         return sum(getattr(p, "dropped", 0) for p in self._processors)
 
+    @property
+    def unrecorded_calls(self) -> int:
+        """Calls whose metrics and log event were dropped (the recorder was full)."""
+        return self.recorder.dropped if self.recorder is not None else 0
+
     def flush(self, timeout: float) -> bool:
-        """Export what is queued; gives up after ``timeout`` seconds. True if done."""
+        """Record and export what is queued; gives up after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        recorded = self.recorder.flush(timeout) if self.recorder is not None else True
+        remaining = max(0.0, deadline - time.monotonic())
         targets = [*self._processors, *self._own_providers, *self._flushables]
-        ok = _bounded(lambda: all(t.force_flush() for t in targets), timeout)
+        ok = _bounded(lambda: all(t.force_flush() for t in targets), remaining)
         self._report_drops()
-        return ok
+        return ok and recorded
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and close aisys's own exporters (never the host's provider)."""
@@ -264,6 +309,8 @@ class Telemetry:
         limit = self.settings.flush_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         ok = self.flush(limit)
+        if self.recorder is not None:
+            ok = self.recorder.close(max(0.0, deadline - time.monotonic())) and ok
         for owned in [*self._own_providers, *self._processors]:
             remaining = max(0.0, deadline - time.monotonic())
             ok = _bounded(owned.shutdown, remaining) is not False and ok
@@ -276,6 +323,18 @@ class Telemetry:
             self.events.emit(
                 "aisys.spans.dropped",
                 {"count": dropped, "max_queue_size": self.settings.max_queue_size},
+                failed=True,
+            )
+        unrecorded = self.unrecorded_calls - self._reported_unrecorded
+        if unrecorded:
+            self._reported_unrecorded += unrecorded
+            self.events.emit(
+                "aisys.telemetry.dropped",
+                {
+                    "count": unrecorded,
+                    "what": "metric points and log events of finished calls",
+                    "max_queue_size": self.settings.max_queue_size,
+                },
                 failed=True,
             )
 
@@ -306,3 +365,12 @@ def _bounded(fn: Callable[[], Any], timeout: float) -> bool:
     worker.start()
     worker.join(timeout)
     return bool(result) and result[0] is not False
+
+
+def _bound_context() -> dict[str, Any] | None:
+    """The caller's structlog context variables, when the host configured structlog."""
+    import structlog
+
+    if not structlog.is_configured():
+        return None
+    return structlog.contextvars.get_contextvars() or None

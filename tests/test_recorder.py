@@ -1,0 +1,120 @@
+"""Metrics and log events recorded off the caller's path: complete, in order, bounded."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+
+from aisys.telemetry.recorder import Recorder
+from tests.test_host_provider import _run
+
+
+def test_events_keep_the_callers_context_and_order() -> None:
+    """Written by the recorder thread, with the caller's contextvars, ids and end time."""
+    out = _run(
+        """
+        import threading, time
+        import structlog
+        seen = []
+
+        def keep(logger, method, event_dict):
+            seen.append((threading.current_thread().name, dict(event_dict)))
+            raise structlog.DropEvent
+
+        structlog.configure(processors=[structlog.contextvars.merge_contextvars, keep])
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        trace.set_tracer_provider(TracerProvider())
+        import aisys
+
+        @aisys.traced_llm(model="m")
+        def answer(n):
+            return "ok"
+
+        for n in range(5):
+            with structlog.contextvars.bound_contextvars(request_id=f"r{n}"):
+                answer(n)
+        assert seen == []  # nothing written on the caller's path
+        aisys.flush()
+        print([(thread, e["request_id"], len(e["trace_id"])) for thread, e in seen])
+        """
+    )
+    assert out.strip() == str([("aisys-recorder", f"r{n}", 32) for n in range(5)])
+
+
+def test_own_json_events_carry_the_time_the_call_ended() -> None:
+    out = _run(
+        """
+        import datetime, json, logging, sys, time
+        import aisys
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+
+        @aisys.traced_llm(model="m")
+        def answer():
+            return "ok"
+
+        answer()
+        ended = time.time()
+        time.sleep(0.3)  # the event is written later; its time is the call's
+        aisys.flush()
+        print("ended", ended)
+        """
+    )
+    (line,) = [x for x in out.splitlines() if x.startswith("{")]
+    ended = float(out.split("ended ")[1])
+    event = json.loads(line)
+    assert event["event"] == "gen_ai.call"
+    stamped = datetime.datetime.strptime(event["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    at = stamped.replace(tzinfo=datetime.UTC).timestamp()
+    assert ended - 0.25 < at <= ended  # not when it was written, 0.3 s later
+
+
+def test_a_full_recorder_drops_counts_and_says_so() -> None:
+    out = _run(
+        """
+        import json, logging, sys
+        import aisys
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+        aisys.configure(max_queue_size=2)
+
+        @aisys.traced_llm(model="m")
+        def answer():
+            return "ok"
+
+        for _ in range(300):  # far faster than one round of the recorder (50 ms)
+            answer()
+        aisys.flush()
+        """
+    )
+    events = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    calls = [e for e in events if e["event"] == "gen_ai.call"]
+    (dropped,) = [e for e in events if e["event"] == "aisys.telemetry.dropped"]
+    assert dropped["count"] == 300 - len(calls) > 0
+    assert dropped["level"] == "warning"
+
+
+def test_recorder_flush_waits_for_everything_handed_over() -> None:
+    done: list[int] = []
+    gate = threading.Event()
+
+    def record(n: int) -> None:
+        gate.wait(5)
+        done.append(n)
+
+    recorder = Recorder(record, max_pending=100, timeout=5)
+    for n in range(10):
+        recorder.submit(n)
+    assert done == []
+    gate.set()
+    assert recorder.flush()
+    assert done == list(range(10))
+    assert recorder.close()
+    assert recorder.flush()  # closed: nothing waiting, nothing to wait for
+    recorder.submit(10)  # a later call starts the thread again
+    assert recorder.flush()
+    assert done == list(range(11))
+    assert recorder.close()
+    assert json.dumps(recorder.dropped) == "0"
