@@ -68,6 +68,10 @@ class Finisher:
         self.done = False
 
     def chunk(self, chunk: Any) -> None:
+        if type(chunk) is str:  # the common case of a generator, read here
+            self.state.chunks += 1
+            self.state.parts.append(chunk)
+            return
         try:
             read_chunk(self.call, chunk, self.state)
         except Exception as exc:
@@ -236,12 +240,16 @@ class TracedAsyncStream:
 def generator_wrapper(
     runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
 ) -> Callable[..., Any]:
+    from opentelemetry import trace  # at decoration: `import aisys` stays light
+    from opentelemetry.context import attach, detach
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
         span = tel.start(call)
         finisher = Finisher(tel, spec, call, span, time.perf_counter(), args, kwargs)
         # The span is current only while the function body runs, never across a yield.
+        current = trace.set_span_in_context(span)
         token = tel.activate(span)
         try:
             gen = _start(call, spec, fn, plan, args, kwargs)
@@ -255,9 +263,11 @@ def generator_wrapper(
             finisher.finish(exc)
             raise
         tel.deactivate(token)
+        redact = finisher.redacted if call.chunk_redactor is not None else None
         try:
             while True:
-                item = finisher.redacted(item)
+                if redact is not None:
+                    item = redact(item)
                 finisher.chunk(item)
                 try:
                     sent = yield item
@@ -266,17 +276,17 @@ def generator_wrapper(
                     finisher.finish(early=True)
                     raise
                 except BaseException as exc:
-                    token = tel.activate(span)
+                    token = attach(current)
                     try:
                         item = gen.throw(exc)
                     finally:
-                        tel.deactivate(token)
+                        detach(token)
                 else:
-                    token = tel.activate(span)
+                    token = attach(current)
                     try:
                         item = gen.send(sent)
                     finally:
-                        tel.deactivate(token)
+                        detach(token)
         except StopIteration as stop:
             value = stop.value
         except BaseException as exc:
@@ -302,11 +312,15 @@ def generator_wrapper(
 def async_generator_wrapper(
     runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
 ) -> Callable[..., Any]:
+    from opentelemetry import trace  # at decoration: `import aisys` stays light
+    from opentelemetry.context import attach, detach
+
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
         span = tel.start(call)
         finisher = Finisher(tel, spec, call, span, time.perf_counter(), args, kwargs)
+        current = trace.set_span_in_context(span)
         token = tel.activate(span)
         try:
             gen = _start(call, spec, fn, plan, args, kwargs)
@@ -319,15 +333,16 @@ def async_generator_wrapper(
         throw: BaseException | None = None
         try:
             while True:
-                token = tel.activate(span)
+                token = attach(current)
                 try:
                     item = await (
                         gen.athrow(throw) if throw is not None else gen.asend(sent)
                     )
                 finally:
-                    tel.deactivate(token)
+                    detach(token)
                 throw = None
-                item = finisher.redacted(item)
+                if call.chunk_redactor is not None:
+                    item = finisher.redacted(item)
                 finisher.chunk(item)
                 try:
                     sent = yield item

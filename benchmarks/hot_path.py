@@ -416,6 +416,46 @@ def time_pairs(
     }
 
 
+def per_chunk(rounds: int, n: int) -> tuple[float, float, float, float]:
+    """µs per chunk of a 2-chunk and a 102-chunk generator: bare wrapper and aisys."""
+
+    def many(question: str, count: int = 100) -> Iterator[str]:
+        yield from gen_bare(question)
+        for _ in range(count):
+            yield "x"
+
+    def wrapper(inner: Callable[..., Iterator[str]]) -> Callable[..., Iterator[str]]:
+        def wrapped(question: str, **kwargs: Any) -> Iterator[str]:
+            yield from inner(question, **kwargs)
+
+        return wrapped
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=65536))
+    runtime = aisys.Runtime(aisys.Settings(), tracer_provider=provider)
+    ours = runtime.traced_llm(model=MODEL)(many)
+    bare_wrapped = wrapper(many)
+    found: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for label, fn in (("bare", bare_wrapped), ("aisys", ours)):
+            for count in (0, 100):
+                started = time.perf_counter()
+                for _ in range(n):
+                    for _ in fn("q", count=count):
+                        pass
+                found.setdefault(f"{label}{count}", []).append(
+                    (time.perf_counter() - started) / n * 1e6
+                )
+            runtime.flush(5.0)
+    m = {k: statistics.median(v) for k, v in found.items()}
+    return (
+        m["bare0"],
+        (m["bare100"] - m["bare0"]) / 100,
+        m["aisys0"],
+        (m["aisys100"] - m["aisys0"]) / 100,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="calls per batch")
@@ -486,6 +526,12 @@ def main() -> None:
             f"| {setup_name} | {call} | {twin:.1f} | {ours:.1f} | {ours / twin:.2f} "
             f"| {inplace:.1f} | {inplace / twin:.2f} |"
         )
+    bare_call, bare_chunk, ours_call, ours_chunk = per_chunk(args.rounds, args.n // 4)
+    print(
+        f"\nGenerators (set-up A): a bare wrapping generator costs {bare_call:.1f} µs a "
+        f"call and {bare_chunk:.2f} µs a chunk; @traced_llm {ours_call:.1f} µs a call "
+        f"and {ours_chunk:.2f} µs a chunk (+{ours_chunk - bare_chunk:.2f})"
+    )
     names = sorted({t.name for t in threading.enumerate()})
     print(f"\nthreads at the end: {', '.join(names)}")
 

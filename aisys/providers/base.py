@@ -557,9 +557,15 @@ def _readers() -> tuple[ResultReader, ...]:
     return (aisys_types.READER, openai.READER, anthropic.READER)
 
 
+_PLAIN = frozenset({dict, str, list, tuple, type(None)})
+
+
 def read_result(call: Call, result: Any) -> bool:
     """Fill ``call`` from a returned response; False if no provider recognised it."""
-    return any(reader.read(call, result) for reader in _readers())
+    for reader in _readers():  # noqa: SIM110 - a loop, not any(): no generator per call
+        if reader.read(call, result):
+            return True
+    return False
 
 
 def read_chunk(call: Call, chunk: Any, state: StreamState) -> None:
@@ -575,6 +581,8 @@ def read_chunk(call: Call, chunk: Any, state: StreamState) -> None:
 
 def stream_kind(result: Any) -> StreamKind | None:
     """Whether ``result`` is a provider stream aisys should wrap, and of which kind."""
+    if type(result) in _PLAIN:
+        return None
     for reader in _readers():
         kind = reader.stream_kind(result)
         if kind is not None:
