@@ -417,9 +417,9 @@ def time_pairs(
 
 
 def per_chunk(rounds: int, n: int) -> tuple[float, float, float, float]:
-    """µs per chunk of a 2-chunk and a 102-chunk generator: bare wrapper and aisys."""
+    """µs per call and per chunk (2 and 1,002 chunks): a bare wrapper and aisys."""
 
-    def many(question: str, count: int = 100) -> Iterator[str]:
+    def many(question: str, count: int = 1000) -> Iterator[str]:
         yield from gen_bare(question)
         for _ in range(count):
             yield "x"
@@ -438,7 +438,7 @@ def per_chunk(rounds: int, n: int) -> tuple[float, float, float, float]:
     found: dict[str, list[float]] = {}
     for _ in range(rounds):
         for label, fn in (("bare", bare_wrapped), ("aisys", ours)):
-            for count in (0, 100):
+            for count in (0, 1000):
                 started = time.perf_counter()
                 for _ in range(n):
                     for _ in fn("q", count=count):
@@ -450,9 +450,9 @@ def per_chunk(rounds: int, n: int) -> tuple[float, float, float, float]:
     m = {k: statistics.median(v) for k, v in found.items()}
     return (
         m["bare0"],
-        (m["bare100"] - m["bare0"]) / 100,
+        (m["bare1000"] - m["bare0"]) / 1000,
         m["aisys0"],
-        (m["aisys100"] - m["aisys0"]) / 100,
+        (m["aisys1000"] - m["aisys0"]) / 1000,
     )
 
 
@@ -526,7 +526,7 @@ def main() -> None:
             f"| {setup_name} | {call} | {twin:.1f} | {ours:.1f} | {ours / twin:.2f} "
             f"| {inplace:.1f} | {inplace / twin:.2f} |"
         )
-    bare_call, bare_chunk, ours_call, ours_chunk = per_chunk(args.rounds, args.n // 4)
+    bare_call, bare_chunk, ours_call, ours_chunk = per_chunk(args.rounds, args.n // 20)
     print(
         f"\nGenerators (set-up A): a bare wrapping generator costs {bare_call:.1f} µs a "
         f"call and {bare_chunk:.2f} µs a chunk; @traced_llm {ours_call:.1f} µs a call "

@@ -17,6 +17,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -209,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if JSONL_RUNTIME is not None:
         dropped = JSONL_RUNTIME.telemetry.dropped_spans
         print(f"\nexporters=jsonl: {dropped:,} spans dropped by a full export queue")
+    names = [t.name for t in threading.enumerate()]
+    print(
+        f"threads after the run: {len(names)} "
+        f"({', '.join(sorted(set(names)))}; one recorder per aisys runtime in use)"
+    )
 
 
 if __name__ == "__main__":
