@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     attach_to_host: bool = False
     """Also add aisys's exporters to the host application's own TracerProvider."""
     max_queue_size: int = Field(default=2048, gt=0)
-    """Finished spans waiting for export; beyond it spans are dropped and counted."""
+    """Finished spans waiting for export (beyond it spans are dropped and counted), and
+    calls waiting for the recorder (beyond it the caller records them itself)."""
     record_in_background: bool = True
     """Record metrics and log events on one background thread, off the caller's path
     (`aisys.testing.capture` always records in place, so tests see them at once)."""

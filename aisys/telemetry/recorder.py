@@ -3,13 +3,14 @@
 A finished call is handed over as it is (its facts are final once its span ended), with
 what only the caller's thread knows: its structlog context variables and the time it
 ended. The thread records the call's metric points and writes its log event, in the
-order calls ended. It starts with the first call (importing aisys starts no thread) and wakes every
-`interval` seconds to record what accumulated — handing a call over is one append, no
-system call, no thread switch per call — and `aisys.flush`, `aisys.shutdown` and the
-interpreter's exit drain it at once.
+order calls ended. It starts with the first call (importing aisys starts no thread) and
+wakes every `interval` seconds to record what accumulated — handing a call over is one
+append, no system call, no thread switch per call — and `aisys.flush`, `aisys.shutdown`
+and the interpreter's exit drain it at once.
 
-Bounded: when `max_pending` calls are already waiting, a new one is recorded nowhere and
-counted; `Telemetry.flush` reports the count as an ``aisys.telemetry.dropped`` event.
+Bounded without losing anything: when `max_pending` calls are waiting (the thread cannot
+keep up, e.g. a tight loop holding the GIL), the calling thread records them itself, in
+order, before it returns.
 """
 
 from __future__ import annotations
@@ -55,25 +56,22 @@ class Recorder:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._dropped = 0
-        self._closed = False
+        self._draining = threading.Lock()
+        """Held while recording: one thread at a time, so the order is kept."""
+        self.helped = 0
+        """Times a caller recorded the waiting calls itself (the thread fell behind)."""
         if hasattr(os, "register_at_fork"):  # a forked child starts its own thread
             os.register_at_fork(after_in_child=self._forget_thread)
-
-    @property
-    def dropped(self) -> int:
-        """Calls not recorded because `max_pending` were already waiting."""
-        return self._dropped
 
     def submit(self, *job: Any) -> None:
         """Hand over one finished call (arguments for the record function)."""
         if self._thread is None:
             self._start()
-        if len(self._pending) >= self._max:
-            with self._lock:
-                self._dropped += 1
-            return
-        self._pending.append(job)
+        pending = self._pending
+        pending.append(job)
+        if len(pending) >= self._max:  # the thread fell behind: record them here
+            self.helped += 1
+            self._drain(stop=False)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every call handed over so far is recorded; False on time-out."""
@@ -113,18 +111,33 @@ class Recorder:
     def _forget_thread(self) -> None:
         self._thread = None
         self._lock = threading.Lock()
+        self._draining = threading.Lock()
         self._wake = threading.Event()
         self._pending = deque()
 
     def _run(self) -> None:
-        pending, record, wake = self._pending, self._record, self._wake
+        wake = self._wake
         while True:
             wake.wait(self.interval)
             wake.clear()
+            if self._drain(stop=True):
+                return
+
+    def _drain(self, *, stop: bool) -> bool:
+        """Record everything waiting, in order; True when the thread is to stop.
+
+        ``stop``: whether this is the thread (a caller helping leaves the stop to it).
+        """
+        pending, record = self._pending, self._record
+        with self._draining:
             while pending:
                 job = pending.popleft()
                 if job is _STOP:
-                    return
+                    if stop:
+                        return True
+                    pending.appendleft(job)
+                    self._wake.set()
+                    return False
                 if isinstance(job, _Flush):
                     job.done.set()
                     continue
@@ -132,3 +145,4 @@ class Recorder:
                     record(*job)
                 except Exception:  # a telemetry failure must not stop later records
                     _log.debug("aisys could not record a call", exc_info=True)
+        return False

@@ -84,7 +84,6 @@ class Telemetry:
             )
         self._closed = False
         self._reported_drops = 0
-        self._reported_unrecorded = 0
         if self._own_providers or self._processors:
             atexit.register(self.shutdown)
 
@@ -285,11 +284,6 @@ class Telemetry:
         """Spans dropped because an export queue was full, since start."""
         return sum(getattr(p, "dropped", 0) for p in self._processors)
 
-    @property
-    def unrecorded_calls(self) -> int:
-        """Calls whose metrics and log event were dropped (the recorder was full)."""
-        return self.recorder.dropped if self.recorder is not None else 0
-
     def flush(self, timeout: float) -> bool:
         """Record and export what is queued; gives up after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
@@ -323,18 +317,6 @@ class Telemetry:
             self.events.emit(
                 "aisys.spans.dropped",
                 {"count": dropped, "max_queue_size": self.settings.max_queue_size},
-                failed=True,
-            )
-        unrecorded = self.unrecorded_calls - self._reported_unrecorded
-        if unrecorded:
-            self._reported_unrecorded += unrecorded
-            self.events.emit(
-                "aisys.telemetry.dropped",
-                {
-                    "count": unrecorded,
-                    "what": "metric points and log events of finished calls",
-                    "max_queue_size": self.settings.max_queue_size,
-                },
                 failed=True,
             )
 
