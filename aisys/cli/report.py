@@ -56,6 +56,8 @@ class Row:
     retries: int = 0
     fallbacks: int = 0
     cache_hits: int = 0
+    guard_findings: int = 0
+    """Calls in which a guard found something (blocked, flagged or redacted)."""
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: Decimal | None = None
@@ -72,6 +74,7 @@ class Row:
         self.retries += max(0, requests - 1 - moved)  # repeats on the same target
         self.fallbacks += moved > 0
         self.cache_hits += attrs.get("aisys.cache.hit") is True
+        self.guard_findings += bool(attrs.get("aisys.guard.findings"))
         self.input_tokens += int(attrs.get("gen_ai.usage.input_tokens", 0) or 0)
         self.output_tokens += int(attrs.get("gen_ai.usage.output_tokens", 0) or 0)
         cost = attrs.get("aisys.cost.usd")
@@ -93,6 +96,7 @@ class Row:
             "retries": self.retries,
             "fallbacks": self.fallbacks,
             "cache_hits": self.cache_hits,
+            "guard_findings": self.guard_findings,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost_usd": _money(self.cost_usd),
@@ -201,6 +205,7 @@ def _table(rows: Sequence[Row], by: str) -> str:
         ("fallbacks", "right"),
         ("cache hits", "right"),
         ("hit rate", "right"),
+        ("guard findings", "right"),
         ("tokens in", "right"),
         ("tokens out", "right"),
         ("cost", "right"),
@@ -221,6 +226,7 @@ def _table(rows: Sequence[Row], by: str) -> str:
             str(row.fallbacks),
             str(row.cache_hits),
             f"{row.cache_hits / row.calls:.0%}" if row.calls else "—",
+            str(row.guard_findings),
             f"{row.input_tokens:,}",
             f"{row.output_tokens:,}",
             _usd(data["cost_usd"]),
