@@ -89,6 +89,13 @@ class Finisher:
         redactor = self.call.chunk_redactor
         return redactor.flush() if redactor is not None else ""
 
+    def conclude(self) -> None:
+        """End a generator that ran out: its output guards decide; raises if they block."""
+        error = self.checked()
+        self.finish(error)
+        if error is not None:
+            raise error
+
     def checked(self) -> BaseException | None:
         """Run the output guards on the whole text; the error that blocks it, if any."""
         from aisys.errors import AisysError
@@ -300,10 +307,7 @@ def generator_wrapper(
             except GeneratorExit:
                 finisher.finish(early=True)
                 raise
-        error = finisher.checked()
-        finisher.finish(error)
-        if error is not None:
-            raise error
+        finisher.conclude()
         return value
 
     return wrapper
@@ -365,10 +369,7 @@ def async_generator_wrapper(
             except GeneratorExit:
                 finisher.finish(early=True)
                 raise
-        error = finisher.checked()
-        finisher.finish(error)
-        if error is not None:
-            raise error
+        finisher.conclude()
 
     return wrapper
 

@@ -137,3 +137,30 @@ def test_a_caller_that_helps_records_in_order() -> None:
     assert recorder.flush()
     assert done == list(range(10))
     assert recorder.close()
+
+
+def test_a_forked_child_records_with_its_own_thread() -> None:
+    out = _run(
+        """
+        import logging, os, sys
+        import aisys
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+
+        @aisys.traced_llm(model="m")
+        def answer():
+            return "ok"
+
+        answer()
+        aisys.flush()
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            answer()
+            aisys.flush()
+            sys.stdout.flush()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        """
+    )
+    assert out.count('"event": "gen_ai.call"') == 2  # the parent's, then the child's

@@ -19,6 +19,7 @@ import atexit
 import logging
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,16 @@ class _Flush:
 
 
 _STOP = object()
+_RECORDERS: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for recorder in list(_RECORDERS):
+        recorder._forget_thread()
+
+
+if hasattr(os, "register_at_fork"):  # once for all recorders: no reference kept alive
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 class Recorder:
@@ -60,8 +71,7 @@ class Recorder:
         """Held while recording: one thread at a time, so the order is kept."""
         self.helped = 0
         """Times a caller recorded the waiting calls itself (the thread fell behind)."""
-        if hasattr(os, "register_at_fork"):  # a forked child starts its own thread
-            os.register_at_fork(after_in_child=self._forget_thread)
+        _RECORDERS.add(self)  # a forked child starts its own thread (`_after_fork`)
 
     def submit(self, *job: Any) -> None:
         """Hand over one finished call (arguments for the record function)."""
