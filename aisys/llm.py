@@ -17,14 +17,13 @@ network, through one ``httpx2`` connection pool per LLM.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import json
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
@@ -396,6 +395,50 @@ class LLMRequest:
         return self._copy(llm=llm, chain=None)
 
 
+class _Observed:
+    """`LLM._observe`'s context manager (a class: no generator frame per call)."""
+
+    __slots__ = ("call", "route", "span", "started", "tel", "token")
+
+    def __init__(
+        self,
+        llm: LLM,
+        operation: str,
+        request: ChatRequest | None,
+        texts: Any,
+        prompt: Any,
+    ) -> None:
+        self.tel, self.call, self.span, self.started = llm._begin(
+            operation, request, prompt
+        )
+        if texts is not None:
+            self.call.input_value = texts
+        self.route = llm._new_route()
+        self.token: object = None
+
+    def __enter__(self) -> tuple[Call, Route]:
+        self.token = self.tel.activate(self.span)
+        return self.call, self.route
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: object,
+    ) -> None:
+        call = self.call
+        if exc is not None and call.error is None:
+            call.error = exc
+            record_route(call, self.route)
+        self.tel.deactivate(self.token)
+        self.tel.end(call, self.span, self.started)
+
+
+# Hits of one stored (frozen, shared) answer are delivered as the same copy, while the
+# facts it carries (attempts, fallback index, cost, cached) are the same.
+_DELIVERED: dict[int, tuple[ChatResponse, tuple[Any, ...], ChatResponse]] = {}
+
+
 class _Hit:
     """A cached chat answer travelling back up the chain (with its stream chunks)."""
 
@@ -739,30 +782,15 @@ class LLM:
             )
             return vectors
 
-    @contextlib.contextmanager
     def _observe(
         self,
         operation: str,
         request: ChatRequest | None,
         texts: Any = None,
         prompt: Any = None,
-    ) -> Iterator[tuple[Call, Route]]:
+    ) -> _Observed:
         """One call's span, made current around the chain; ended once, whatever happens."""
-        tel, call, span, started = self._begin(operation, request, prompt)
-        if texts is not None:
-            call.input_value = texts
-        route = self._new_route()
-        token = tel.activate(span)
-        try:
-            yield call, route
-        except BaseException as exc:
-            if call.error is None:
-                call.error = exc
-                record_route(call, route)
-            raise
-        finally:
-            tel.deactivate(token)
-            tel.end(call, span, started)
+        return _Observed(self, operation, request, texts, prompt)
 
     def _call_flow(
         self,
@@ -934,14 +962,29 @@ class LLM:
         read_result(call, response)
         record_route(call, route)
         meter(call, self.runtime.settings)
-        return response.model_copy(
+        facts = (
+            requests_made(route.attempts),
+            route.fallback_index,
+            call.cost.to_cost() if call.cost else _UNKNOWN_COST,
+            cached,
+        )
+        if cached:  # a stored answer, delivered alike on every hit: copied once
+            seen = _DELIVERED.get(id(response))
+            if seen is not None and seen[0] is response and seen[1] == facts:
+                return seen[2]
+        delivered = response.model_copy(
             update={
-                "attempts": requests_made(route.attempts),
-                "fallback_index": route.fallback_index,
-                "cost": call.cost.to_cost() if call.cost else _UNKNOWN_COST,
+                "attempts": facts[0],
+                "fallback_index": facts[1],
+                "cost": facts[2],
                 "cached": cached,
             }
         )
+        if cached:
+            if len(_DELIVERED) >= 256:
+                _DELIVERED.clear()
+            _DELIVERED[id(response)] = (response, facts, delivered)
+        return delivered
 
     def _finished_embed(
         self, call: Call, route: Route, payload: Any, response: EmbeddingResponse
