@@ -8,6 +8,7 @@ sync and async calls and never sleeps past the caller's deadline.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -144,9 +145,19 @@ def retry_flow(
     Raises the last error when retries are exhausted or the error is not retryable,
     and `WaitTooLong` (carrying it) when the next wait would pass the deadline.
     """
+    started = time.monotonic()
+    try:  # most calls succeed at once: tenacity's controller only after a failure
+        first: T = yield from attempt(0.0)
+    except Exception:
+        failed = sys.exc_info()
+    else:
+        return first
     retrying = policy.retrying()
     retrying.begin()
     state = RetryCallState(retry_object=retrying, fn=None, args=(), kwargs={})
+    state.start_time = started  # the first attempt counts for stop_after_delay
+    retrying.iter(retry_state=state)  # the first attempt, already made
+    state.set_exception(failed)  # type: ignore[arg-type]
     waited = 0.0
     while True:
         do = retrying.iter(retry_state=state)
