@@ -210,7 +210,6 @@ class BaseAdapter:
 
 
 @functools.lru_cache(maxsize=256)
-@functools.lru_cache(maxsize=256)
 def endpoint(base_url: str, path: str) -> httpx2.URL:
     """``base_url`` + ``path`` as a parsed URL, parsed once per endpoint (URLs are immutable)."""
     import httpx2
