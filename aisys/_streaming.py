@@ -90,11 +90,11 @@ class Finisher:
         return redactor.flush() if redactor is not None else ""
 
     def conclude(self) -> None:
-        """End a generator that ran out: its output guards decide; raises if they block."""
+        """End a stream that ran out: its output guards decide; raises if they block."""
         error = self.checked()
         self.finish(error)
         if error is not None:
-            raise error
+            raise error from None
 
     def checked(self) -> BaseException | None:
         """Run the output guards on the whole text; the error that blocks it, if any."""
@@ -147,10 +147,7 @@ class TracedStream:
         try:
             chunk = next(self._iterator)
         except StopIteration:
-            error = self._finisher.checked()
-            self._finisher.finish(error)
-            if error is not None:
-                raise error from None
+            self._finisher.conclude()  # raises if an output guard blocks
             raise
         except BaseException as exc:
             self._finisher.finish(exc)
@@ -204,10 +201,7 @@ class TracedAsyncStream:
         try:
             chunk = await self._iterator.__anext__()
         except StopAsyncIteration:
-            error = self._finisher.checked()
-            self._finisher.finish(error)
-            if error is not None:
-                raise error from None
+            self._finisher.conclude()  # raises if an output guard blocks
             raise
         except BaseException as exc:
             self._finisher.finish(exc)

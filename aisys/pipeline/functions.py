@@ -224,10 +224,12 @@ class Invocation:
         from aisys.call import Call
         from aisys.providers.base import read_result, stream_kind
 
-        if stream_kind(result) is not None or inspect.isgenerator(result):
-            return None
-        if inspect.isasyncgen(result):
-            return None
+        if (
+            stream_kind(result) is not None
+            or inspect.isgenerator(result)
+            or inspect.isasyncgen(result)
+        ):
+            return None  # a stream: read as it is consumed
         scratch = Call("llm", "chat")
         read_result(scratch, result)
         return scratch.output_text or ""
