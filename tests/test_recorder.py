@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import datetime
 import json
+import textwrap
 import threading
 
 from aisys.telemetry.recorder import Recorder
 from tests.test_host_provider import _run
+
+_LOGGED = """
+import logging, sys
+import aisys
+
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+
+@aisys.traced_llm(model="m")
+def answer():
+    return "ok"
+"""
+
+
+def _logged(body: str) -> str:
+    """Run ``body`` after a prelude: JSON events to stdout, `answer()` decorated."""
+    return _run(_LOGGED + textwrap.dedent(body))
 
 
 def test_events_keep_the_callers_context_and_order() -> None:
@@ -44,16 +61,9 @@ def test_events_keep_the_callers_context_and_order() -> None:
 
 
 def test_own_json_events_carry_the_time_the_call_ended() -> None:
-    out = _run(
+    out = _logged(
         """
-        import datetime, json, logging, sys, time
-        import aisys
-
-        logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-
-        @aisys.traced_llm(model="m")
-        def answer():
-            return "ok"
+        import time
 
         answer()
         ended = time.time()
@@ -140,16 +150,9 @@ def test_a_caller_that_helps_records_in_order() -> None:
 
 
 def test_a_forked_child_records_with_its_own_thread() -> None:
-    out = _run(
+    out = _logged(
         """
-        import logging, os, sys
-        import aisys
-
-        logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-
-        @aisys.traced_llm(model="m")
-        def answer():
-            return "ok"
+        import os
 
         answer()
         aisys.flush()
