@@ -47,6 +47,7 @@ from aisys.pipeline.route import (
     record_route,
     route_flow,
 )
+from aisys.pipeline.structured import structured_step
 from aisys.providers.base import (
     Provider,
     StreamParser,
@@ -569,6 +570,8 @@ class LLM:
             guards=self.guards,
             structured=True,
         )
+        # Without a response_model the structured step only passes the request on.
+        self._plain_steps = tuple(s for s in self._steps if s is not structured_step())
         self._siblings: dict[str, LLM] = {}
         self._client: httpx2.Client | None = None
         self._aclient: httpx2.AsyncClient | None = None
@@ -829,6 +832,9 @@ class LLM:
         shape: tuple[Any, int] = (None, 2),
     ) -> Flow[T]:
         """The configured steps, ending in the route over this LLM and its fallbacks."""
+        steps = self._steps if shape[0] is not None else self._plain_steps
+        if not steps:  # nothing to run before the route: go straight to it
+            return self._direct_flow(call, route, attempt, payload)
 
         def last(request: LLMRequest) -> Flow[T]:
             result = yield from request.llm._route_flow(
@@ -844,8 +850,19 @@ class LLM:
             response_model=shape[0],
             max_retries=shape[1],
         )
-        flow: Flow[T] = run(call, self._steps, last, request)
+        flow: Flow[T] = run(call, steps, last, request)
         return flow
+
+    def _direct_flow(
+        self,
+        call: Call,
+        route: Route,
+        attempt: Callable[[LLM, Any, float | None], Flow[T]],
+        payload: Any,
+    ) -> Flow[T]:
+        result = yield from self._route_flow(route, attempt, payload)
+        call.target = route.target
+        return result
 
     def _new_route(self) -> Route:
         runtime = self.runtime

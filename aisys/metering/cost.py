@@ -248,6 +248,14 @@ def meter(call: Call, settings: Any = None) -> None:
         call.cost = CallCost(0, 0, "priced", table, femto=True)
 
 
+def _billed_failures(attempts: list[Any]) -> bool:
+    """Whether a failed attempt reported usage (its tokens were billed too)."""
+    for attempt in attempts:
+        if attempt.usage is not None and attempt.outcome == "error":
+            return True
+    return False
+
+
 def _meter(call: Call, settings: Any = None) -> None:
     """Price the call: its answer, plus what failed attempts were billed.
 
@@ -257,7 +265,7 @@ def _meter(call: Call, settings: Any = None) -> None:
     """
     if settings is not None and (settings.prices_path or settings.price_updates):
         use_settings(settings)
-    if not call.attempts:  # the common case: one answer to price, nothing to merge
+    if not _billed_failures(call.attempts):  # the common case: one answer to price
         usage = call.usage
         if not usage or call.kind != "llm" or call.error is not None:
             call.cost = None

@@ -45,56 +45,59 @@ def _errors(exc: Exception) -> list[dict[str, Any]]:
 
 
 def structured_step() -> Step:
-    """The step that parses answers into the call's ``response_model``, re-asking."""
+    """The step that parses answers into the call's ``response_model``, re-asking.
 
-    def step(call: Call, request: Any, proceed: Proceed) -> Flow[Any]:
-        model = request.response_model
-        if model is None:
-            return (yield from proceed(request))
-        # OpenAI-compatible servers differ: json_schema first, then json_object with a
-        # schema (llama.cpp), then the schema in a system message, as each is refused.
-        formats: list[dict[str, Any] | None] = [
-            schema_format(model),
-            {"type": "json_object", "schema": model.model_json_schema()},
-            None,
-        ]
-        plain = request
-        request = plain.asking_for(formats.pop(0), model)
-        earlier: list[Any] = []
-        tries = request.max_retries + 1
-        last_text = ""
-        last_errors: list[dict[str, Any]] = []
-        for attempt in range(tries):
-            while True:
-                try:
-                    result = yield from proceed(request)
-                except ProviderError as exc:
-                    if not formats or "response_format" not in str(exc):
-                        raise
-                    request = plain.asking_for(formats.pop(0), model)
-                    continue
-                break
-            text = request.output_text(result) or ""
+    One function for every chain (it keeps no state), so a chain can tell it apart.
+    """
+    return _step
+
+
+def _step(call: Call, request: Any, proceed: Proceed) -> Flow[Any]:
+    model = request.response_model
+    if model is None:
+        return (yield from proceed(request))
+    # OpenAI-compatible servers differ: json_schema first, then json_object with a
+    # schema (llama.cpp), then the schema in a system message, as each is refused.
+    formats: list[dict[str, Any] | None] = [
+        schema_format(model),
+        {"type": "json_object", "schema": model.model_json_schema()},
+        None,
+    ]
+    plain = request
+    request = plain.asking_for(formats.pop(0), model)
+    earlier: list[Any] = []
+    tries = request.max_retries + 1
+    last_text = ""
+    last_errors: list[dict[str, Any]] = []
+    for attempt in range(tries):
+        while True:
             try:
-                parsed = model.model_validate_json(text)
-            except Exception as exc:  # pydantic's ValidationError, or not JSON at all
-                last_text, last_errors = text, _errors(exc)
-                earlier.append(result)
-                if attempt + 1 < tries:
-                    feedback = (
-                        "Your answer did not match the required JSON schema. Errors: "
-                        + json.dumps(last_errors)
-                        + ". Answer again with only the corrected JSON."
-                    )
-                    request = request.followed_by(text, feedback)
+                result = yield from proceed(request)
+            except ProviderError as exc:
+                if not formats or "response_format" not in str(exc):
+                    raise
+                request = plain.asking_for(formats.pop(0), model)
                 continue
-            return request.with_parsed(result, parsed, earlier)
-        raise OutputValidationError(
-            f"the answer did not match {model.__name__} after {tries} attempt(s): "
-            f"{len(last_errors)} error(s), e.g. {last_errors[0]['msg'] if last_errors else ''}",
-            raw_text=last_text,
-            errors=last_errors,
-            attempts=tries,
-        )
-
-    return step
+            break
+        text = request.output_text(result) or ""
+        try:
+            parsed = model.model_validate_json(text)
+        except Exception as exc:  # pydantic's ValidationError, or not JSON at all
+            last_text, last_errors = text, _errors(exc)
+            earlier.append(result)
+            if attempt + 1 < tries:
+                feedback = (
+                    "Your answer did not match the required JSON schema. Errors: "
+                    + json.dumps(last_errors)
+                    + ". Answer again with only the corrected JSON."
+                )
+                request = request.followed_by(text, feedback)
+            continue
+        return request.with_parsed(result, parsed, earlier)
+    raise OutputValidationError(
+        f"the answer did not match {model.__name__} after {tries} attempt(s): "
+        f"{len(last_errors)} error(s), e.g. {last_errors[0]['msg'] if last_errors else ''}",
+        raw_text=last_text,
+        errors=last_errors,
+        attempts=tries,
+    )
