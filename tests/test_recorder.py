@@ -167,3 +167,40 @@ def test_a_forked_child_records_with_its_own_thread() -> None:
         """
     )
     assert out.count('"event": "gen_ai.call"') == 2  # the parent's, then the child's
+
+
+def test_no_meter_and_no_log_start_nothing_until_the_host_sets_a_provider() -> None:
+    """With nothing listening aisys records nothing (no thread); a provider set later counts."""
+    out = _run(
+        """
+        import threading
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        import aisys
+
+        @aisys.traced_llm(model="m")
+        def answer():
+            return "ok"
+
+        for _ in range(3):
+            answer()
+        print(sorted(t.name for t in threading.enumerate()))
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        for _ in range(2):
+            answer()
+        aisys.flush()
+        print(sum(
+            point.count
+            for resource in reader.get_metrics_data().resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "gen_ai.client.operation.duration"
+            for point in metric.data.data_points
+        ))
+        """
+    )
+    threads, counted = out.strip().splitlines()
+    assert "aisys-recorder" not in threads
+    assert counted == "2"  # the calls after the provider was set, each once

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
 from aisys.call import Call
 from aisys.telemetry import attributes as A
@@ -38,6 +38,7 @@ class Instruments:
 
     def __init__(self, meter: Meter, *, latest: bool) -> None:
         self.latest = latest
+        self._meter = meter
         self.duration = meter.create_histogram(
             A.METRIC_OPERATION_DURATION,
             unit="s",
@@ -113,6 +114,18 @@ class Instruments:
                 description="Tokens used per GenAI operation.",
                 explicit_bucket_boundaries_advisory=list(A.TOKEN_BUCKETS),
             )
+
+    @property
+    def live(self) -> bool:
+        """Whether a point recorded now reaches a meter (False: no-op, so skip the work).
+
+        A meter from the API's global proxy comes alive when the host sets a provider.
+        """
+        meter = self._meter
+        if isinstance(meter, NoOpMeter):
+            return False
+        real = getattr(meter, "_real_meter", meter)  # the proxy's delegate, once set
+        return real is not None and not isinstance(real, NoOpMeter)
 
     def _record_route(self, call: Call, attrs: dict[str, Any]) -> None:
         made = [a for a in call.attempts if a.made_request]

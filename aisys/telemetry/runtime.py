@@ -187,6 +187,8 @@ class Telemetry:
         except Exception:  # telemetry must never break the call it observes
             _log.debug("aisys could not describe a call", exc_info=True)
         span.end()
+        if not listening and not self.instruments.live:
+            return  # no meter and no log: nothing else to record
         if self.recorder is None:
             self._record(call, span, attrs, duration, listening)
         elif listening:  # what only the caller's thread knows goes along
@@ -208,7 +210,8 @@ class Telemetry:
     ) -> None:
         """The call's metric points and log event (on the recorder's thread, or here)."""
         try:
-            self.instruments.record(call, duration)
+            if self.instruments.live:
+                self.instruments.record(call, duration)
             if listening:
                 self._emit(call, span, attrs, duration, bound, at)
         except Exception:
