@@ -57,6 +57,7 @@ from aisys.providers.base import (
     normalise_messages,
     parse_model,
     read_result,
+    transport_error,
     transport_errors,
 )
 from aisys.types import (
@@ -118,20 +119,30 @@ class Send:
 
     def run(self) -> httpx2.Response:
         """Send with the sync client."""
-        with transport_errors(self.llm.provider.name, "sending the request"):
+        try:
             response = self.llm.client.send(self.request, stream=self.stream)
             if self.stream and response.status_code >= 400:
                 response.read()
                 response.close()
+        except Exception as exc:
+            error = transport_error(exc, self.llm.provider.name, "sending the request")
+            if error is None:
+                raise
+            raise error from exc
         return response
 
     async def arun(self) -> httpx2.Response:
         """Send with the async client."""
-        with transport_errors(self.llm.provider.name, "sending the request"):
+        try:
             response = await self.llm.aclient.send(self.request, stream=self.stream)
             if self.stream and response.status_code >= 400:
                 await response.aread()
                 await response.aclose()
+        except Exception as exc:
+            error = transport_error(exc, self.llm.provider.name, "sending the request")
+            if error is None:
+                raise
+            raise error from exc
         return response
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aisys.call import Call
 from aisys.errors import (
+    AisysError,
     AuthenticationError,
     BadRequestError,
     ConfigError,
@@ -70,6 +71,7 @@ __all__ = [
     "read_result",
     "retry_after_s",
     "stream_kind",
+    "transport_error",
     "transport_errors",
 ]
 
@@ -471,41 +473,55 @@ _CONTEXT_HINTS = (
 
 @contextmanager
 def transport_errors(provider: str, doing: str = "calling") -> Iterator[None]:
-    """Translate httpx2's exceptions into aisys's, most specific first."""
-    import httpx2
-
+    """Translate httpx2's exceptions into aisys's (see `transport_error`)."""
     try:
         yield
-    except httpx2.TimeoutException as exc:
-        raise ProviderTimeoutError(
+    except Exception as exc:
+        error = transport_error(exc, provider, doing)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def transport_error(exc: Exception, provider: str, doing: str) -> AisysError | None:
+    """The aisys error for one of httpx2's exceptions, most specific first; else ``None``.
+
+    A function rather than only a context manager, so the hot send path can use a
+    plain ``try`` (no generator frame per request).
+    """
+    import httpx2
+
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderTimeoutError(
             f"{provider} timed out while {doing} ({type(exc).__name__})",
             provider=provider,
-        ) from exc
-    except httpx2.SSEError as exc:
-        raise ResponseFormatError(
+        )
+    if isinstance(exc, httpx2.SSEError):
+        return ResponseFormatError(
             f"{provider} sent a broken event stream while {doing}: {exc}",
             provider=provider,
-        ) from exc
-    except (httpx2.UnsupportedProtocol, httpx2.InvalidURL) as exc:
-        raise ConfigError(
+        )
+    if isinstance(exc, (httpx2.UnsupportedProtocol, httpx2.InvalidURL)):
+        return ConfigError(
             f"base_url for {provider} is not a usable http(s) URL: {exc}",
             field="base_url",
-        ) from exc
-    except httpx2.DecodingError as exc:
-        raise ResponseFormatError(
+        )
+    if isinstance(exc, httpx2.DecodingError):
+        return ResponseFormatError(
             f"{provider} sent a body that could not be decoded while {doing}: {exc}",
             provider=provider,
-        ) from exc
-    except (httpx2.RequestError, httpx2.TooManyRedirects) as exc:
-        raise ProviderConnectionError(
+        )
+    if isinstance(exc, (httpx2.RequestError, httpx2.TooManyRedirects)):
+        return ProviderConnectionError(
             f"connection to {provider} failed while {doing} ({type(exc).__name__}: {exc})",
             provider=provider,
-        ) from exc
-    except httpx2.StreamError as exc:
-        raise ProviderConnectionError(
+        )
+    if isinstance(exc, httpx2.StreamError):
+        return ProviderConnectionError(
             f"the {provider} stream was no longer readable while {doing} ({type(exc).__name__})",
             provider=provider,
-        ) from exc
+        )
+    return None
 
 
 def sse_data(data: str, provider: str) -> Any:
