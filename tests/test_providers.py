@@ -186,6 +186,80 @@ def test_sse_parsing_survives_any_chunk_boundaries(
     assert parser.response().finish_reason == "stop"
 
 
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "choices",
+                    "message",
+                    "content",
+                    "usage",
+                    "prompt_tokens",
+                    "id",
+                    "model",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=_json
+    | st.fixed_dictionaries(
+        {
+            "choices": st.lists(
+                st.fixed_dictionaries({"message": _json, "finish_reason": _json}),
+                min_size=1,
+                max_size=2,
+            ),
+            "usage": _json
+            | st.fixed_dictionaries(
+                {
+                    "prompt_tokens": st.integers(-2, 9) | _json,
+                    "completion_tokens": st.integers(-2, 9) | _json,
+                    "prompt_tokens_details": _json,
+                }
+            ),
+            "model": _json,
+            "id": _json,
+        }
+    )
+)
+def test_any_json_body_is_a_response_or_a_format_error(body: object) -> None:
+    """Whatever JSON a server sends, parsing gives a ChatResponse or says what came."""
+    response = httpx2.Response(
+        200,
+        json=body,
+        request=httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions"),
+    )
+    target = base.Target("openai", "m", "http://x")
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not (isinstance(choices, list) and choices):
+        with pytest.raises(
+            aisys.ResponseFormatError, match=r"without choices|not JSON"
+        ):
+            OPENAI.parse_chat(target, response)
+        return
+    parsed = OPENAI.parse_chat(target, response)
+    assert isinstance(parsed, aisys.ChatResponse)
+    assert isinstance(parsed.text, str)
+    assert parsed.model is not None  # the target's model when the body names none
+    usage = body.get("usage") if isinstance(body, dict) else None
+    counts = isinstance(usage, dict) and all(
+        type(usage.get(k)) is int and usage[k] >= 0
+        for k in ("prompt_tokens", "completion_tokens")
+    )
+    assert parsed.usage.estimated is not counts
+
+
 def test_scripted_default_echo_and_script(seen: Captured) -> None:
     """scripted: echoes by default; a ScriptedTransport plays replies and faults in order."""
     with aisys.LLM("scripted:echo") as echo:

@@ -104,12 +104,12 @@ class CallCost:
 
     def to_cost(self) -> Cost:
         """The public, validated `aisys.Cost` (one shared object for $0 hits)."""
-        from aisys.types import Cost
+        import aisys.types as types  # a plain import: `from` costs 0.5 µs a call here
 
         if self._in == 0 and self._out == 0:
             zero = _ZERO_COSTS.get(self.price_table)
             if zero is None:
-                zero = _ZERO_COSTS[self.price_table] = Cost(
+                zero = _ZERO_COSTS[self.price_table] = types.Cost(
                     usd=Decimal(0),
                     status="priced",
                     price_table=self.price_table,
@@ -117,7 +117,7 @@ class CallCost:
                     output_usd=Decimal(0),
                 )
             return zero
-        return Cost(
+        return types.Cost(
             usd=self.usd,
             status=self.status,  # type: ignore[arg-type]
             price_table=self.price_table,

@@ -25,7 +25,7 @@ from aisys.providers.base import (
     json_body,
     sse_data,
 )
-from aisys.providers.base import as_int as _int
+from aisys.providers.base import as_count as _count
 from aisys.providers.base import as_str as _str
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class _AnthropicStream:
             "cache_read_input_tokens",
             "cache_creation_input_tokens",
         ):
-            value = _int(field(usage, key))
+            value = _count(field(usage, key))
             if value is not None:
                 self.usage[key] = value
 
@@ -201,7 +201,7 @@ class _AnthropicStream:
             self.start(field(payload, "message"))
         elif kind == "content_block_start":
             self.block_start(
-                _int(field(payload, "index")) or 0, field(payload, "content_block")
+                _count(field(payload, "index")) or 0, field(payload, "content_block")
             )
         elif kind == "content_block_delta":
             delta = field(payload, "delta") or {}
@@ -210,7 +210,7 @@ class _AnthropicStream:
                 self.parts.append(text)
                 return [ChatChunk(text=text, raw=payload)] if text else []
             if field(delta, "type") == "input_json_delta":
-                slot = self.tools.get(_int(field(payload, "index")) or 0)
+                slot = self.tools.get(_count(field(payload, "index")) or 0)
                 if slot is not None:
                     slot["arguments"].append(_str(field(delta, "partial_json")) or "")
         elif kind == "message_delta":
@@ -430,7 +430,7 @@ class _AnthropicReader:
             reason = _finish(_str(field(field(chunk, "delta"), "stop_reason")))
             if reason:
                 call.finish_reasons = (reason,)
-            output = _int(field(field(chunk, "usage"), "output_tokens"))
+            output = _count(field(field(chunk, "usage"), "output_tokens"))
             call.set_usage(output_tokens=output)
         elif kind not in (
             "content_block_start",
@@ -456,12 +456,12 @@ class _AnthropicReader:
 def _read_usage(call: Call, usage: Any) -> None:
     if usage is None:
         return
-    read = _int(field(usage, "cache_read_input_tokens")) or 0
-    write = _int(field(usage, "cache_creation_input_tokens")) or 0
-    fresh = _int(field(usage, "input_tokens"))
+    read = _count(field(usage, "cache_read_input_tokens")) or 0
+    write = _count(field(usage, "cache_creation_input_tokens")) or 0
+    fresh = _count(field(usage, "input_tokens"))
     call.set_usage(
         input_tokens=fresh + read + write if fresh is not None else None,
-        output_tokens=_int(field(usage, "output_tokens")),
+        output_tokens=_count(field(usage, "output_tokens")),
         cache_read_input_tokens=read or None,
         cache_write_input_tokens=write or None,
     )

@@ -55,7 +55,7 @@ __all__ = [
     "StreamParser",
     "StreamState",
     "Target",
-    "as_int",
+    "as_count",
     "as_str",
     "classify",
     "endpoint",
@@ -233,9 +233,15 @@ def joined_tool_calls(slots: Mapping[int, Mapping[str, Any]]) -> tuple[Any, ...]
     )
 
 
-def as_int(value: Any) -> int | None:
-    """``value`` if it is an int (not a bool), else None: JSON fields may be anything."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def as_count(value: Any) -> int | None:
+    """``value`` if it is a whole number >= 0 (not a bool), else None.
+
+    Token counts and indexes come from JSON, which may hold anything: a negative or
+    non-integer count is treated as not sent, never passed on to fail validation.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def as_str(value: Any) -> str | None:
@@ -567,6 +573,7 @@ class ResultReader(Protocol):
 
 
 @functools.cache
+@functools.cache  # the readers are fixed: no import statements per call
 def _readers() -> tuple[ResultReader, ...]:
     from aisys.providers import aisys_types, anthropic, openai
 
