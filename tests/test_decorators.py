@@ -82,6 +82,34 @@ def test_plain_string_is_counted_with_tiktoken(seen: Captured) -> None:
     assert attrs["gen_ai.provider.name"] == "openai"
 
 
+def test_nonsense_token_counts_are_not_taken(seen: Captured) -> None:
+    """Negative or boolean counts in a returned completion are not taken: aisys counts."""
+
+    @aisys.traced_llm(model="gpt-4o-mini", provider="openai")
+    def answer(prompt: str) -> dict[str, object]:
+        return {
+            "id": "c1",
+            "object": "chat.completion",
+            "model": "gpt-4o-mini",
+            "choices": [
+                {"message": {"content": "Five days."}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": -40, "completion_tokens": True},
+        }
+
+    answer("How long do refunds take?")
+    attrs = seen.span("chat gpt-4o-mini").attributes
+    assert attrs["aisys.usage.estimated"] is True
+    assert attrs["gen_ai.usage.input_tokens"] == aisys.count_tokens(
+        "How long do refunds take?", "gpt-4o-mini"
+    )
+    assert attrs["gen_ai.usage.output_tokens"] == aisys.count_tokens(
+        "Five days.", "gpt-4o-mini"
+    )
+    assert attrs["aisys.cost.status"] == "estimated"
+    assert attrs["aisys.cost.usd"] > 0
+
+
 def test_methods_sync_and_async(seen: Captured) -> None:
     """Decorated methods receive self and are traced like functions."""
 

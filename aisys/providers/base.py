@@ -81,7 +81,11 @@ StreamKind = Literal["sync", "async"]
 
 def field(obj: Any, name: str) -> Any:
     """``obj[name]`` for mappings, ``obj.name`` otherwise; ``None`` when absent."""
-    if type(obj) is dict or isinstance(obj, Mapping):
+    if type(obj) is dict:
+        return obj.get(name)
+    if obj is None:  # absent nested fields are common: skip the ABC check
+        return None
+    if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
 

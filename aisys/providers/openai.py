@@ -305,8 +305,8 @@ def _read_usage(call: Call, usage: Any) -> None:
     prompt_details = field(usage, "prompt_tokens_details")
     completion_details = field(usage, "completion_tokens_details")
     call.set_usage(
-        input_tokens=prompt if isinstance(prompt, int) else None,
-        output_tokens=completion if isinstance(completion, int) else None,
+        input_tokens=_count(prompt),
+        output_tokens=_count(completion),
         cache_read_input_tokens=_count(field(prompt_details, "cached_tokens")),
         reasoning_output_tokens=_count(field(completion_details, "reasoning_tokens")),
     )

@@ -39,6 +39,7 @@ class Instruments:
     def __init__(self, meter: Meter, *, latest: bool) -> None:
         self.latest = latest
         self._meter = meter
+        self._noop = isinstance(meter, NoOpMeter)
         self.duration = meter.create_histogram(
             A.METRIC_OPERATION_DURATION,
             unit="s",
@@ -121,11 +122,11 @@ class Instruments:
 
         A meter from the API's global proxy comes alive when the host sets a provider.
         """
-        meter = self._meter
-        if isinstance(meter, NoOpMeter):
+        if self._noop:
             return False
+        meter = self._meter
         real = getattr(meter, "_real_meter", meter)  # the proxy's delegate, once set
-        return real is not None and not isinstance(real, NoOpMeter)
+        return real is meter or (real is not None and not isinstance(real, NoOpMeter))
 
     def _record_route(self, call: Call, attrs: dict[str, Any]) -> None:
         made = [a for a in call.attempts if a.made_request]
