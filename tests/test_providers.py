@@ -260,6 +260,46 @@ def test_any_json_body_is_a_response_or_a_format_error(body: object) -> None:
     assert parsed.usage.estimated is not counts
 
 
+_FACTS = (
+    "provider",
+    "response_model",
+    "response_id",
+    "finish_reasons",
+    "output_text",
+    "usage",
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.fixed_dictionaries(
+        {"choices": st.lists(_json | st.fixed_dictionaries({"message": _json}))},
+        optional={
+            "object": st.sampled_from(["chat.completion", "text_completion"]) | _json,
+            "model": _json,
+            "id": _json,
+            "usage": _json
+            | st.fixed_dictionaries(
+                {"prompt_tokens": st.integers(-2, 9), "completion_tokens": _json}
+            ),
+        },
+    )
+)
+def test_reading_a_completion_dict_matches_the_generic_reader(
+    body: dict[str, object],
+) -> None:
+    """Decorated functions' dict results take a fast path; it reads what the generic one does."""
+    from types import MappingProxyType
+
+    from aisys.call import Call
+
+    fast, generic = Call("llm", "chat"), Call("llm", "chat")
+    assert base.read_result(fast, body) == base.read_result(
+        generic, MappingProxyType(body)
+    )
+    assert [getattr(fast, k) for k in _FACTS] == [getattr(generic, k) for k in _FACTS]
+
+
 def test_scripted_default_echo_and_script(seen: Captured) -> None:
     """scripted: echoes by default; a ScriptedTransport plays replies and faults in order."""
     with aisys.LLM("scripted:echo") as echo:

@@ -13,6 +13,8 @@ __all__ = ["READER"]
 
 class _AisysReader:
     def read(self, call: Call, result: Any) -> bool:
+        if type(result) is dict:  # the common plain result: no ABC instance check
+            return False
         types = sys.modules.get("aisys.types")
         if types is None or not isinstance(result, types.ChatResponse):
             return False

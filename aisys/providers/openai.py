@@ -293,6 +293,48 @@ def _response(
     )
 
 
+def _read_completion_dict(call: Call, body: dict[str, Any]) -> bool:
+    """A chat completion returned as a plain dict, the common case, read with `get`s.
+
+    False (nothing read) when the dict is not a completion or nests anything but
+    dicts and lists; the generic reader takes those.
+    """
+    tag = body.get("object")
+    if tag is None:
+        if "choices" not in body:
+            return False
+    elif type(tag) is not str or tag not in _RESPONSE_OBJECTS:
+        return False
+    choices = body.get("choices") or ()
+    usage = body.get("usage")
+    if type(choices) is not list or (usage is not None and type(usage) is not dict):
+        return False
+    message = None
+    reasons = []
+    for choice in choices:
+        if type(choice) is not dict:
+            return False
+        if message is None:
+            message = choice.get("message")
+            if message is None:
+                message = {"content": choice.get("text")}
+            elif type(message) is not dict:
+                return False
+        reason = choice.get("finish_reason")
+        if reason and type(reason) is str:
+            reasons.append(reason)
+    call.provider = call.provider or PROVIDER
+    call.response_model = _str(body.get("model"))
+    call.response_id = _str(body.get("id"))
+    call.finish_reasons = tuple(reasons)
+    if message is not None:
+        text = message.get("content")
+        call.output_text = text if type(text) is str else None
+    if usage is not None:
+        _read_usage(call, usage)
+    return True
+
+
 def _is_openai_object(obj: Any) -> bool:
     return type(obj).__module__.startswith("openai.")
 
@@ -314,6 +356,8 @@ def _read_usage(call: Call, usage: Any) -> None:
 
 class _OpenAIReader:
     def read(self, call: Call, result: Any) -> bool:
+        if type(result) is dict and _read_completion_dict(call, result):
+            return True
         kind = _object_kind(result)
         if kind is None:
             return False
@@ -379,6 +423,8 @@ def _object_kind(obj: Any) -> str | None:
     elif _is_openai_object(obj):
         tag = getattr(obj, "object", None)
     else:
+        return None
+    if tag is not None and not isinstance(tag, str):  # JSON may hold anything here
         return None
     if tag in _RESPONSE_OBJECTS:
         return "response"
