@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -62,6 +63,17 @@ def test_chat_response_is_read(seen: Captured) -> None:
     assert attrs["gen_ai.response.id"] == "scripted-1"
 
 
+def _assert_counted(attrs: Any, prompt: str, text: str) -> None:
+    """Usage on the span is tiktoken's count of the prompt and the text, marked estimated."""
+    assert attrs["aisys.usage.estimated"] is True
+    assert attrs["gen_ai.usage.input_tokens"] == aisys.count_tokens(
+        prompt, "gpt-4o-mini"
+    )
+    assert attrs["gen_ai.usage.output_tokens"] == aisys.count_tokens(
+        text, "gpt-4o-mini"
+    )
+
+
 def test_plain_string_is_counted_with_tiktoken(seen: Captured) -> None:
     """A str result gets tiktoken counts for its prompt argument and itself, marked estimated."""
 
@@ -72,13 +84,7 @@ def test_plain_string_is_counted_with_tiktoken(seen: Captured) -> None:
     assert answer("How long do refunds take?") == "It takes five business days."
 
     attrs = seen.span("chat gpt-4o-mini").attributes
-    assert attrs["aisys.usage.estimated"] is True
-    assert attrs["gen_ai.usage.output_tokens"] == aisys.count_tokens(
-        "It takes five business days.", "gpt-4o-mini"
-    )
-    assert attrs["gen_ai.usage.input_tokens"] == aisys.count_tokens(
-        "How long do refunds take?", "gpt-4o-mini"
-    )
+    _assert_counted(attrs, "How long do refunds take?", "It takes five business days.")
     assert attrs["gen_ai.provider.name"] == "openai"
 
 
@@ -99,13 +105,7 @@ def test_nonsense_token_counts_are_not_taken(seen: Captured) -> None:
 
     answer("How long do refunds take?")
     attrs = seen.span("chat gpt-4o-mini").attributes
-    assert attrs["aisys.usage.estimated"] is True
-    assert attrs["gen_ai.usage.input_tokens"] == aisys.count_tokens(
-        "How long do refunds take?", "gpt-4o-mini"
-    )
-    assert attrs["gen_ai.usage.output_tokens"] == aisys.count_tokens(
-        "Five days.", "gpt-4o-mini"
-    )
+    _assert_counted(attrs, "How long do refunds take?", "Five days.")
     assert attrs["aisys.cost.status"] == "estimated"
     assert attrs["aisys.cost.usd"] > 0
 
