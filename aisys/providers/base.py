@@ -577,7 +577,6 @@ class ResultReader(Protocol):
 
 
 @functools.cache
-@functools.cache  # the readers are fixed: no import statements per call
 def _readers() -> tuple[ResultReader, ...]:
     from aisys.providers import aisys_types, anthropic, openai
 
