@@ -18,7 +18,6 @@ network, through one ``httpx2`` connection pool per LLM.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import threading
 import time
@@ -498,6 +497,9 @@ class LLM:
             `aisys.testing.ScriptedTransport`).
         runtime: The aisys runtime whose telemetry, clock and breakers settings apply.
 
+    An LLM's configuration is fixed when it is made (its route is planned once, not
+    per call): for other settings, make another LLM.
+
     Added in 0.1.
     """
 
@@ -599,6 +601,19 @@ class LLM:
         )
         self.fallbacks: tuple[LLM, ...] = tuple(
             item if isinstance(item, LLM) else self._sibling(item) for item in fallbacks
+        )
+        # What the route needs of each target, made once: calls only pass their request.
+        self._route_target = RouteTarget(
+            label=self.target.spec,
+            retry=self.retry,
+            breaker_key=None if self.circuit is None else self._breaker_key,
+            circuit=self.circuit if isinstance(self.circuit, CircuitBreaker) else None,
+            endpoint=self.target.base_url,
+            subject=self,
+        )
+        self._route_targets = (
+            self._route_target,
+            *(llm._route_target for llm in self.fallbacks),
         )
 
     def sibling(self, spec: str) -> LLM:
@@ -891,20 +906,16 @@ class LLM:
         request: Any,
         chain: tuple[LLM, ...] | None = None,
     ) -> Flow[T]:
-        targets = [
-            RouteTarget(
-                label=llm.model,
-                run=functools.partial(attempt, llm, request),
-                endpoint=llm.target.base_url,
-                retry=llm.retry,
-                breaker_key=None if llm.circuit is None else llm._breaker_key,
-                circuit=llm.circuit
-                if isinstance(llm.circuit, CircuitBreaker)
-                else None,
-            )
-            for llm in chain or (self, *self.fallbacks)
-        ]
-        return route_flow(route, targets)
+        targets = (
+            self._route_targets
+            if chain is None
+            else tuple(llm._route_target for llm in chain)
+        )
+
+        def attempt_on(llm: LLM, left: float | None) -> Flow[T]:
+            return attempt(llm, request, left)
+
+        return route_flow(route, targets, attempt_on)
 
     def _http(self, request: httpx2.Request, timeout: float | None) -> httpx2.Request:
         """Shorten the request's timeout to what the deadline leaves."""

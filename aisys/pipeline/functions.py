@@ -9,7 +9,6 @@ in one plain call of the function. Each call of the function is the `Invoke` eff
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -99,6 +98,18 @@ class FunctionRoute:
         self.prefix = provider or "function"
         self.circuit = circuit
         self.use_circuit = use_circuit
+        self.targets = tuple(
+            RouteTarget(
+                label=f"{self.prefix}:{function.__qualname__}",
+                retry=self.retry,
+                breaker_key=f"{function.__module__}.{function.__qualname__}"
+                if use_circuit
+                else None,
+                circuit=circuit,
+                subject=function,
+            )
+            for function in self.functions
+        )
 
     def new_route(self, runtime: Runtime) -> Route:
         """A fresh route for one call, with the runtime's clock and breaker settings."""
@@ -110,19 +121,11 @@ class FunctionRoute:
         self, route: Route, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> Flow[Any]:
         """The route over the functions, for one call's arguments."""
-        targets = [
-            RouteTarget(
-                label=f"{self.prefix}:{function.__qualname__}",
-                run=functools.partial(_invoke, function, args, kwargs),
-                retry=self.retry,
-                breaker_key=f"{function.__module__}.{function.__qualname__}"
-                if self.use_circuit
-                else None,
-                circuit=self.circuit,
-            )
-            for function in self.functions
-        ]
-        return route_flow(route, targets)
+
+        def invoke(function: Callable[..., Any], timeout: float | None) -> Flow[Any]:
+            return _invoke(function, args, kwargs, timeout)
+
+        return route_flow(route, self.targets, invoke)
 
 
 def _invoke(

@@ -9,12 +9,13 @@ telemetry and `AllTargetsFailedError` can say exactly what happened.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aisys.call import Call
 from aisys.errors import (
@@ -148,8 +149,13 @@ class CircuitBreaker:
 
     @classmethod
     def from_settings(cls, settings: Any) -> CircuitBreaker:
-        """The thresholds of ``settings`` (an `aisys.Settings`)."""
-        return cls(settings.circuit_failure_threshold, settings.circuit_reset_s)
+        """The thresholds of ``settings`` (an `aisys.Settings`), one object per pair."""
+        return _thresholds(settings.circuit_failure_threshold, settings.circuit_reset_s)
+
+
+@functools.lru_cache(maxsize=64)
+def _thresholds(failure_threshold: int, reset_s: float) -> CircuitBreaker:
+    return CircuitBreaker(failure_threshold, reset_s)
 
 
 class _Breaker:
@@ -257,13 +263,15 @@ def default_fallback_on(exc: BaseException) -> bool:
     )
 
 
-@dataclass
-class RouteTarget(Generic[T]):
-    """One place to try: a label, a retry policy, a breaker, and the attempt itself."""
+@dataclass(frozen=True)
+class RouteTarget:
+    """One place to try: a label, a retry policy, a breaker, and what the attempt runs.
+
+    Static facts of a target, made once per `LLM` or decorated function and shared by
+    all its calls; each call passes `route_flow` the attempt to run against it.
+    """
 
     label: str
-    run: Callable[[float | None], Flow[T]]
-    """Makes the attempt flow, given the time left for it (``None``: no deadline)."""
     retry: Retry
     breaker_key: str | None = None
     """Whose breaker state this target shares (`breaker_key`); ``None``: no breaker."""
@@ -271,6 +279,8 @@ class RouteTarget(Generic[T]):
     """This target's thresholds; ``None``: the route's (from settings)."""
     endpoint: str | None = None
     """The target's base URL, kept on its attempts for pricing."""
+    subject: Any = None
+    """What the attempt runs against (an `LLM`, a function): handed to the attempt."""
 
 
 @dataclass
@@ -312,7 +322,7 @@ class Route:
         return self.deadline_s - (self.clock.now() - self.started_at)
 
     def _begin(
-        self, target: RouteTarget[Any], index: int, number: int, wait_s: float
+        self, target: RouteTarget, index: int, number: int, wait_s: float
     ) -> Attempt:
         attempt = Attempt(
             target=target.label,
@@ -340,8 +350,15 @@ class Route:
             attempt.usage = getattr(error, "usage", None)
 
 
-def route_flow(route: Route, targets: list[RouteTarget[T]]) -> Flow[T]:
+def route_flow(
+    route: Route,
+    targets: Sequence[RouteTarget],
+    run: Callable[[Any, float | None], Flow[T]],
+) -> Flow[T]:
     """Try ``targets`` in order under one deadline; returns the first success.
+
+    ``run(target.subject, seconds_left)`` makes one attempt's flow (``seconds_left``
+    is ``None`` without a deadline).
 
     A single target re-raises its last error; a chain raises `AllTargetsFailedError`
     once no target is left (or the deadline passed). An error ``fallback_on`` rejects
@@ -355,7 +372,7 @@ def route_flow(route: Route, targets: list[RouteTarget[T]]) -> Flow[T]:
         try:
             result = yield from retry_flow(
                 target.retry,
-                _attempt_flow(route, target, index, breaker, circuit),
+                _attempt_flow(route, target, run, index, breaker, circuit),
                 clock=route.clock,
                 remaining=route.remaining,
             )
@@ -384,7 +401,8 @@ def _deadline_passed(route: Route) -> bool:
 
 def _attempt_flow(
     route: Route,
-    target: RouteTarget[T],
+    target: RouteTarget,
+    run: Callable[[Any, float | None], Flow[T]],
     index: int,
     breaker: _Breaker | None,
     circuit: CircuitBreaker,
@@ -406,7 +424,7 @@ def _attempt_flow(
             route._end(record, error, "deadline")
             raise error
         if breaker is not None and not breaker.allow(
-            route.clock.now(), circuit.reset_s
+            record.started_at, circuit.reset_s
         ):
             error = CircuitOpenError(
                 f"{target.label} skipped: its circuit breaker is open after repeated "
@@ -415,19 +433,19 @@ def _attempt_flow(
             route._end(record, error, "skipped")
             raise error
         try:
-            result = yield from target.run(left)
+            result = yield from run(target.subject, left)
         except Exception as exc:
             route._end(record, exc, "error")
             if breaker is not None:
                 breaker.record(
                     not classify(exc).retryable,
-                    route.clock.now(),
+                    record.ended_at,
                     circuit.failure_threshold,
                 )
             raise
         route._end(record, None, "ok")
         if breaker is not None:
-            breaker.record(True, route.clock.now(), circuit.failure_threshold)
+            breaker.record(True, record.ended_at, circuit.failure_threshold)
         return result
 
     return attempt
