@@ -859,8 +859,8 @@ class LLM:
     ) -> Flow[T]:
         """The configured steps, ending in the route over this LLM and its fallbacks."""
         steps = self._steps if shape[0] is not None else self._plain_steps
-        if not steps:  # nothing to run before the route: go straight to it
-            return self._direct_flow(call, route, attempt, payload)
+        if not steps:  # straight to the route; record_route sets the call's target
+            return self._route_flow(route, attempt, payload)
 
         def last(request: LLMRequest) -> Flow[T]:
             result = yield from request.llm._route_flow(
@@ -878,17 +878,6 @@ class LLM:
         )
         flow: Flow[T] = run(call, steps, last, request)
         return flow
-
-    def _direct_flow(
-        self,
-        call: Call,
-        route: Route,
-        attempt: Callable[[LLM, Any, float | None], Flow[T]],
-        payload: Any,
-    ) -> Flow[T]:
-        result = yield from self._route_flow(route, attempt, payload)
-        call.target = route.target
-        return result
 
     def _new_route(self) -> Route:
         runtime = self.runtime
