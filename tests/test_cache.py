@@ -23,6 +23,7 @@ import aisys
 from aisys.metering.prices import clear_overrides
 from aisys.pipeline.cache import canonical
 from aisys.testing import Captured, FakeClock, fake_clock
+from tests.strategies import JSON_SCALARS, nested
 from tests.wire_server import Reply, WireServer
 
 
@@ -129,14 +130,7 @@ def test_model_messages_and_endpoint_are_part_of_the_key(
         assert len(second.requests) == 1
 
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.dictionaries(st.text(max_size=4), children, max_size=3)
-    ),
-    max_leaves=8,
-)
+_JSON = nested(JSON_SCALARS, max_leaves=8)
 
 
 @settings(max_examples=200)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import aisys
 from aisys.testing import Captured, ScriptedModel, capture, scripted
+from tests.strategies import JSON_SCALARS, nested
 
 
 def test_bare_and_called_forms_keep_metadata() -> None:
@@ -317,33 +318,24 @@ def test_scripted_model_raises_scripted_errors() -> None:
     assert model.requests == [[{"role": "user", "content": "hi"}]]
 
 
-_odd_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
+_odd_values = nested(
+    JSON_SCALARS
     | st.floats(allow_nan=True)
     | st.text(max_size=30)
     | st.binary(max_size=10),
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "usage",
-                    "model",
-                    "id",
-                    "choices",
-                    "object",
-                    "prompt_tokens",
-                    "completion_tokens",
-                    "x",
-                ]
-            ),
-            inner,
-            max_size=5,
-        )
+    st.sampled_from(
+        [
+            "usage",
+            "model",
+            "id",
+            "choices",
+            "object",
+            "prompt_tokens",
+            "completion_tokens",
+            "x",
+        ]
     ),
-    max_leaves=12,
+    max_size=5,
 )
 
 

@@ -16,6 +16,7 @@ from aisys.providers import base
 from aisys.providers.openai import ADAPTER as OPENAI
 from aisys.providers.scripted import Fault, ScriptedTransport
 from aisys.testing import Captured
+from tests.strategies import JSON_SCALARS, nested
 
 
 def _httpx2_exception_classes() -> list[type[Exception]]:
@@ -186,27 +187,12 @@ def test_sse_parsing_survives_any_chunk_boundaries(
     assert parser.response().finish_reason == "stop"
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "choices",
-                    "message",
-                    "content",
-                    "usage",
-                    "prompt_tokens",
-                    "id",
-                    "model",
-                ]
-            ),
-            inner,
-            max_size=4,
-        )
+_json = nested(
+    JSON_SCALARS,
+    st.sampled_from(
+        ["choices", "message", "content", "usage", "prompt_tokens", "id", "model"]
     ),
-    max_leaves=12,
+    max_size=4,
 )
 
 
