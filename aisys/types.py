@@ -110,8 +110,8 @@ class ChatResponse(BaseModel):
     model: str | None = None
     provider: str | None = None
     id: str | None = None
-    usage: Usage = Field(default_factory=Usage)
-    cost: Cost = Field(default_factory=Cost)
+    usage: Usage = Usage()  # frozen: one shared default, no factory call per answer
+    cost: Cost = Cost()
     cached: bool = False
     attempts: int = 1
     fallback_index: int = 0
@@ -165,7 +165,7 @@ class EmbeddingResponse(BaseModel):
     vectors: list[list[float]]
     model: str | None = None
     provider: str | None = None
-    usage: Usage = Field(default_factory=Usage)
+    usage: Usage = Usage()
     raw: Any = Field(default=None, repr=False)
 
 
