@@ -266,30 +266,34 @@ def _response(
         usage = None
     prompt = _count(usage.get("prompt_tokens")) if usage else None
     completion = _count(usage.get("completion_tokens")) if usage else None
+    counted: dict[str, Any]
     if prompt is None or completion is None:
-        counted = types.Usage(estimated=True)
+        counted = {"estimated": True}
     else:
-        counted = types.Usage(
-            input_tokens=prompt,
-            output_tokens=completion,
-            cache_read_input_tokens=_count(
+        counted = {
+            "input_tokens": prompt,
+            "output_tokens": completion,
+            "cache_read_input_tokens": _count(
                 field(usage.get("prompt_tokens_details"), "cached_tokens")
             )
             or 0,
-            reasoning_output_tokens=_count(
+            "reasoning_output_tokens": _count(
                 field(usage.get("completion_tokens_details"), "reasoning_tokens")
             )
             or 0,
-        )
-    return types.ChatResponse(
-        text=text,
-        tool_calls=tool_calls,
-        finish_reason=finish_reason,
-        model=model,
-        provider=provider,
-        id=response_id,
-        usage=counted,
-        raw=raw,
+        }
+    # One validation of plain data (usage nested): cheaper than building each model.
+    return types.ChatResponse.model_validate(
+        {
+            "text": text,
+            "tool_calls": tool_calls,
+            "finish_reason": finish_reason,
+            "model": model,
+            "provider": provider,
+            "id": response_id,
+            "usage": counted,
+            "raw": raw,
+        }
     )
 
 
