@@ -42,6 +42,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/hot_path.py
+	$(PY) benchmarks/ablate.py
 	$(PY) benchmarks/llm_client.py
 	$(PY) benchmarks/chaos.py
 	$(PY) benchmarks/cost_budget.py
