@@ -497,8 +497,8 @@ class LLM:
             `aisys.testing.ScriptedTransport`).
         runtime: The aisys runtime whose telemetry, clock and breakers settings apply.
 
-    An LLM's configuration is fixed when it is made (its route is planned once, not
-    per call): for other settings, make another LLM.
+    An LLM's route is fixed when it is made (planned once, not per call): ``retry``,
+    ``circuit`` and ``fallbacks`` are read-only; for other settings, make another LLM.
 
     Added in 0.1.
     """
@@ -554,13 +554,13 @@ class LLM:
             headers=headers or {},
         )
         self.deadline = check_deadline(deadline)
-        self.retry: Retry = (
+        self._retry: Retry = (
             DEFAULT_RETRY
             if isinstance(retry, Default)
             else retry or Retry(max_attempts=1)
         )
         self.fallback_on = fallback_on or default_fallback_on
-        self.circuit = check_circuit(circuit)
+        self._circuit: CircuitBreaker | Default | None = check_circuit(circuit)
         self._breaker_key = breaker_key(
             self.target.spec,
             self.target.base_url,
@@ -599,7 +599,7 @@ class LLM:
             url.host or None,
             url.port or (443 if url.scheme == "https" else 80),
         )
-        self.fallbacks: tuple[LLM, ...] = tuple(
+        self._fallbacks: tuple[LLM, ...] = tuple(
             item if isinstance(item, LLM) else self._sibling(item) for item in fallbacks
         )
         # What the route needs of each target, made once: calls only pass their request.
@@ -649,6 +649,23 @@ class LLM:
     def model(self) -> str:
         """``provider:model``."""
         return self.target.spec
+
+    # Read-only: the route is planned from these when the LLM is made.
+
+    @property
+    def retry(self) -> Retry:
+        """This target's retry policy."""
+        return self._retry
+
+    @property
+    def circuit(self) -> CircuitBreaker | Default | None:
+        """This target's breaker thresholds (`DEFAULT`: the settings'; ``None``: off)."""
+        return self._circuit
+
+    @property
+    def fallbacks(self) -> tuple[LLM, ...]:
+        """The targets tried after this one, in order."""
+        return self._fallbacks
 
     @property
     def runtime(self) -> Runtime:

@@ -514,6 +514,20 @@ def test_retry_validation() -> None:
         aisys.LLM("scripted:x", timeout=0)
 
 
+def test_an_llm_s_route_is_fixed_once_made() -> None:
+    """Retry, breaker and fallbacks are planned when the LLM is made: no silent change later."""
+    llm = aisys.LLM("scripted:a", fallbacks=["scripted:b"], retry=None)
+    for name, value in (
+        ("retry", aisys.Retry(max_attempts=5)),
+        ("circuit", None),
+        ("fallbacks", ()),
+    ):
+        with pytest.raises(AttributeError, match=name):
+            setattr(llm, name, value)
+    assert llm.retry.max_attempts == 1
+    assert [fallback.model for fallback in llm.fallbacks] == ["scripted:b"]
+
+
 # -- decorator mode -------------------------------------------------------------------
 
 
