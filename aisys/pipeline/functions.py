@@ -92,24 +92,22 @@ class FunctionRoute:
                     f"{fn.__qualname__}"
                 )
                 raise ConfigError(msg, field="fallbacks")
-        self.functions = (fn, *fallbacks)
-        self.retry = retry or Retry(max_attempts=1)
         self.deadline = check_deadline(deadline)
-        self.prefix = provider or "function"
-        self.circuit = circuit
-        self.use_circuit = use_circuit
+        policy = retry or Retry(max_attempts=1)
+        prefix = provider or "function"
         self.targets = tuple(
             RouteTarget(
-                label=f"{self.prefix}:{function.__qualname__}",
-                retry=self.retry,
+                label=f"{prefix}:{function.__qualname__}",
+                retry=policy,
                 breaker_key=f"{function.__module__}.{function.__qualname__}"
                 if use_circuit
                 else None,
                 circuit=circuit,
                 subject=function,
             )
-            for function in self.functions
+            for function in (fn, *fallbacks)
         )
+        """The route's targets, planned once: each call only passes its arguments."""
 
     def new_route(self, runtime: Runtime) -> Route:
         """A fresh route for one call, with the runtime's clock and breaker settings."""
