@@ -4,8 +4,9 @@
 
 For each host set-up — (A) an SDK tracer, no MeterProvider, logging not configured;
 (B) an SDK tracer and an SDK MeterProvider; (C) B plus the host's structlog writing
-JSON — it times `@traced_llm` (sync, async, generator) and `aisys.LLM.chat` on the
-scripted transport beside a *twin*: the same call with the same span (name, kind,
+JSON — it times `@traced_llm` (sync, async, generator), `aisys.LLM.chat` on the
+scripted transport, a tool span (`@aisys.traced(operation="execute_tool")`) and a
+retrieval span of 10 scored documents (`@aisys.traced_retrieval`) beside a *twin*: the same call with the same span (name, kind,
 attributes), the same metric points and the same log event, written by hand with the
 same libraries (OTel SDK, structlog, tiktoken, httpx2). The twins are checked against
 aisys's own output before timing (same attribute keys, same metric names, same log
@@ -74,6 +75,26 @@ def gen_bare(question: str) -> Iterator[str]:
     yield "days."
 
 
+def lookup(city: str) -> str:
+    """A tool (`@aisys.traced(operation="execute_tool")`)."""
+    return "sunny"
+
+
+DOCUMENTS = [
+    {"id": f"d{i}", "text": "a passage " * 20, "score": 0.9 - i / 100}
+    for i in range(10)
+]
+
+
+def search(query: str) -> list[dict[str, Any]]:
+    """A retriever returning 10 scored documents (`@aisys.traced_retrieval`)."""
+    return DOCUMENTS
+
+
+TOOL_START = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"}
+SEARCH_START = {"gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": "kb"}
+
+
 # -- the twins: the same telemetry, by hand ------------------------------------------
 
 
@@ -114,10 +135,20 @@ class Twin:
         self.duration.record(duration, points)
         self.tokens.record(usage[0], {**points, "gen_ai.token.type": "input"})
         self.tokens.record(usage[1], {**points, "gen_ai.token.type": "output"})
+        self._log_event(span, f"chat {MODEL}", start, attrs, duration)
+
+    def _log_event(
+        self,
+        span: Any,
+        name: str,
+        start: dict[str, Any],
+        attrs: dict[str, Any],
+        duration: float,
+    ) -> None:
         if self.log is not None:
             context = span.get_span_context()
             fields = {
-                "span_name": f"chat {MODEL}",
+                "span_name": name,
                 "trace_id": trace.format_trace_id(context.trace_id),
                 "span_id": trace.format_span_id(context.span_id),
                 "duration_s": round(duration, 6),
@@ -126,6 +157,23 @@ class Twin:
                 **attrs,
             }
             self.log.info("gen_ai.call", **fields)
+
+    def _end_plain(
+        self,
+        span: Any,
+        name: str,
+        start: dict[str, Any],
+        attrs: dict[str, Any],
+        started: float,
+    ) -> None:
+        """A span without usage or cost: one duration point and the log event."""
+        duration = time.perf_counter() - started
+        span.set_attributes(attrs)
+        span.end()
+        self.duration.record(
+            duration, {"gen_ai.operation.name": start["gen_ai.operation.name"]}
+        )
+        self._log_event(span, name, start, attrs, duration)
 
     def _read(
         self, result: dict[str, Any]
@@ -199,6 +247,34 @@ class Twin:
             "aisys.price_table": "override",
         }
         self._end(span, start, attrs, started, tokens, usd)
+
+    def tool(self, city: str) -> str:
+        """A tool span."""
+        started = time.perf_counter()
+        span = self.tracer.start_span(
+            "execute_tool lookup", kind=SpanKind.INTERNAL, attributes=TOOL_START
+        )
+        with trace.use_span(span, end_on_exit=False):
+            result = lookup(city)
+        attrs = {"gen_ai.operation.name": "execute_tool"}
+        self._end_plain(span, "execute_tool lookup", TOOL_START, attrs, started)
+        return result
+
+    def retrieval(self, query: str) -> list[dict[str, Any]]:
+        """A retrieval span with the documents' count and scores."""
+        started = time.perf_counter()
+        span = self.tracer.start_span(
+            "retrieval kb", kind=SpanKind.CLIENT, attributes=SEARCH_START
+        )
+        with trace.use_span(span, end_on_exit=False):
+            result = search(query)
+        attrs = {
+            "gen_ai.operation.name": "retrieval",
+            "aisys.retrieval.documents.count": len(result),
+            "aisys.retrieval.scores": [float(doc["score"]) for doc in result],
+        }
+        self._end_plain(span, "retrieval kb", SEARCH_START, attrs, started)
+        return result
 
     def http(self, client: httpx2.Client, question: str) -> dict[str, Any]:
         """The chat call by hand over httpx2, then its telemetry."""
@@ -294,6 +370,8 @@ def setup(name: str, meter: bool, logs: bool) -> dict[str, Callable[[int], Any]]
         traced = runtime.traced_llm(model=MODEL, provider="openai")(bare)
         atraced = runtime.traced_llm(model=MODEL, provider="openai")(abare)
         gtraced = runtime.traced_llm(model=MODEL)(gen_bare)
+        ttraced = runtime.traced(operation="execute_tool")(lookup)
+        rtraced = runtime.traced_retrieval(data_source="kb")(search)
         llm = aisys.LLM(
             f"openai:{MODEL}", api_key="k", transport=transport, runtime=runtime
         )
@@ -307,6 +385,10 @@ def setup(name: str, meter: bool, logs: bool) -> dict[str, Callable[[int], Any]]
             f"{name} | aisys.LLM.chat, scripted transport | {side}": batch(
                 lambda c=llm.chat: c("q")
             ),
+            f"{name} | tool | {side}": batch(lambda t=ttraced: t("Oslo")),
+            f"{name} | retrieval, 10 documents | {side}": batch(
+                lambda r=rtraced: r("q")
+            ),
         }
     return scenarios | {
         f"{name} | sync | twin": batch(lambda: twin.sync("q")),
@@ -317,6 +399,8 @@ def setup(name: str, meter: bool, logs: bool) -> dict[str, Callable[[int], Any]]
         f"{name} | aisys.LLM.chat, scripted transport | twin": batch(
             lambda: twin.http(client, "q")
         ),
+        f"{name} | tool | twin": batch(lambda: twin.tool("Oslo")),
+        f"{name} | retrieval, 10 documents | twin": batch(lambda: twin.retrieval("q")),
     }
 
 
@@ -378,6 +462,16 @@ def check_twins() -> None:
             lambda: list(twin.generator("q")),
         ),
         ("LLM.chat", lambda: llm.chat("q"), lambda: twin.http(client, "q")),
+        (
+            "tool",
+            lambda: runtime.traced(operation="execute_tool")(lookup)("Oslo"),
+            lambda: twin.tool("Oslo"),
+        ),
+        (
+            "retrieval",
+            lambda: runtime.traced_retrieval(data_source="kb")(search)("q"),
+            lambda: twin.retrieval("q"),
+        ),
     ]
     for label, ours, theirs in pairs:
         shapes = []
