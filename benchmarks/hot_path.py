@@ -6,11 +6,12 @@ For each host set-up — (A) an SDK tracer, no MeterProvider, logging not config
 (B) an SDK tracer and an SDK MeterProvider; (C) B plus the host's structlog writing
 JSON — it times `@traced_llm` (sync, async, generator), `aisys.LLM.chat` on the
 scripted transport, a tool span (`@aisys.traced(operation="execute_tool")`) and a
-retrieval span of 10 scored documents (`@aisys.traced_retrieval`) beside a *twin*: the same call with the same span (name, kind,
-attributes), the same metric points and the same log event, written by hand with the
-same libraries (OTel SDK, structlog, tiktoken, httpx2). The twins are checked against
-aisys's own output before timing (same attribute keys, same metric names, same log
-fields), so a ratio compares like with like.
+retrieval span of 10 scored documents (`@aisys.traced_retrieval`) beside a *twin*:
+the same call with the same span (name, kind, attributes), the same metric points and
+the same log event, written by hand with the same libraries (OTel SDK, structlog,
+tiktoken, httpx2). The twins are checked against aisys's own output before timing
+(same span attribute keys and log fields; the metric points were compared by hand),
+so a ratio compares like with like.
 
 Timing: rounds of interleaved batches (aisys, twin, aisys, …), median µs per call.
 "Caller" is the wall time of the calls; "CPU" is the process CPU time per call,
