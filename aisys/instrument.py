@@ -198,7 +198,11 @@ class Spec:
                 f"returned {type(result).__name__}: expected a list of documents"
             )
             return
-        scores = [s for s in (_score(doc) for doc in result) if s is not None]
+        scores = []
+        for doc in result:
+            score = _score(doc)
+            if score is not None:
+                scores.append(score)
         call.scores = scores or None
         call.documents = [_document(doc) for doc in result] if capture else list(result)
         if capture and self.input_param is not None:
@@ -504,11 +508,17 @@ def _estimate_usage(call: Call, prompt: Any) -> None:
 
 
 def _score(doc: Any) -> float | None:
-    if isinstance(doc, tuple) and len(doc) == 2 and isinstance(doc[1], int | float):
+    """``doc["score"]``, ``doc.score`` or the number of a ``(doc, score)`` pair."""
+    if type(doc) is dict:  # the common case first: no ABC check per document
+        value = doc.get("score")
+    elif isinstance(doc, tuple) and len(doc) == 2 and isinstance(doc[1], int | float):
         return float(doc[1])
-    value = (
-        doc.get("score") if isinstance(doc, Mapping) else getattr(doc, "score", None)
-    )
+    elif isinstance(doc, Mapping):
+        value = doc.get("score")
+    else:
+        value = getattr(doc, "score", None)
+    if type(value) is float:
+        return value
     return (
         float(value)
         if isinstance(value, int | float) and not isinstance(value, bool)

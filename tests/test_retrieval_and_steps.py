@@ -61,6 +61,29 @@ def test_scores_from_dicts_objects_and_pairs(seen: Captured) -> None:
     assert seen.span("retrieval c").attributes["gen_ai.request.top_k"] == 2
 
 
+def test_scores_are_numbers_only(seen: Captured) -> None:
+    """Whole numbers become floats; booleans, text and missing scores are skipped."""
+    from types import MappingProxyType
+
+    @aisys.traced_retrieval(data_source="mixed")
+    def search(query: str) -> list[object]:
+        return [
+            {"score": 1},
+            MappingProxyType({"score": 0.5}),
+            {"score": True},
+            {"score": "0.3"},
+            {"text": "no score"},
+            Hit("x", 0.25),
+            "plain text",
+        ]
+
+    search("q")
+
+    span = seen.span("retrieval mixed")
+    assert span.attributes["aisys.retrieval.scores"] == (1.0, 0.5, 0.25)
+    assert span.attributes["aisys.retrieval.documents.count"] == 7
+
+
 def test_retrieval_content_stays_out_by_default(seen: Captured) -> None:
     """Neither the query nor the documents reach the span or the log event."""
 
