@@ -247,7 +247,7 @@ def generator_wrapper(
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
-        span = tel.start(call)
+        span = tel.start(call, fixed=spec.fixed_start)
         finisher = Finisher(tel, spec, call, span, time.perf_counter(), args, kwargs)
         # The span is current only while the function body runs, never across a yield.
         current = trace.set_span_in_context(span)
@@ -316,7 +316,7 @@ def async_generator_wrapper(
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
-        span = tel.start(call)
+        span = tel.start(call, fixed=spec.fixed_start)
         finisher = Finisher(tel, spec, call, span, time.perf_counter(), args, kwargs)
         current = trace.set_span_in_context(span)
         token = tel.activate(span)

@@ -28,6 +28,7 @@ from aisys.context import _SCOPE, Scope
 from aisys.pipeline._flow import adrive, drive
 from aisys.pipeline.chain import finish
 from aisys.providers.base import read_result, stream_kind
+from aisys.telemetry.spans import fixed_start
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -59,6 +60,7 @@ class Spec:
 
     __slots__ = (
         "data_source",
+        "fixed_start",
         "input_param",
         "kind",
         "model",
@@ -103,6 +105,10 @@ class Spec:
         self.model_param = _find(params, ("model",))
         self.input_param = _find(params, _INPUT_PARAMS) or _first_argument(params)
         self.top_k_param = _find(params, _TOP_K_PARAMS)
+        self.fixed_start = (
+            None if self.model_param is not None else fixed_start(self._call(model))
+        )
+        """Span name and start attributes, when no argument can change them."""
 
     def new_call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Call:
         """A fresh `Call` for one invocation with the given arguments."""
@@ -110,21 +116,25 @@ class Spec:
         if model is None and self.model_param is not None:
             value = _argument(self.model_param, args, kwargs)
             model = value if isinstance(value, str) else None
+        call = self._call(model, _SCOPE.get())
+        if kwargs:
+            params = {key: kwargs[key] for key in _REQUEST_PARAMS if key in kwargs}
+            if params:
+                call.request_params = params
+        return call
+
+    def _call(self, model: str | None, scope: Scope | None = None) -> Call:
         call = Call(
             self.kind,
             self.operation,
             name=self.name,
             provider=self.provider,
             request_model=model,
-            scope=_SCOPE.get(),
+            scope=scope,
         )
         call.data_source = self.data_source
         call.tool_name = self.tool_name
         call.prompt = self.prompt
-        if kwargs:
-            params = {key: kwargs[key] for key in _REQUEST_PARAMS if key in kwargs}
-            if params:
-                call.request_params = params
         return call
 
     def input_of(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -238,7 +248,7 @@ def _function_wrapper(
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
-        span = tel.start(call)
+        span = tel.start(call, fixed=spec.fixed_start)
         started = time.perf_counter()
         token = tel.activate(span)
         route = None if plan is None else plan.new_route(runtime)
@@ -272,7 +282,7 @@ def _coroutine_wrapper(
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         tel = runtime.telemetry
         call = spec.new_call(args, kwargs)
-        span = tel.start(call)
+        span = tel.start(call, fixed=spec.fixed_start)
         started = time.perf_counter()
         token = tel.activate(span)
         route = None if plan is None else plan.new_route(runtime)

@@ -29,7 +29,7 @@ import httpx2
 
 from aisys._sentinel import DEFAULT, Default
 from aisys.call import Call, prompt_facts, requests_made
-from aisys.context import _SCOPE
+from aisys.context import _SCOPE, Scope
 from aisys.errors import ConfigError, ProviderConnectionError
 from aisys.metering.cost import meter
 from aisys.pipeline._flow import Flow, adrive, drive
@@ -59,6 +59,7 @@ from aisys.providers.base import (
     transport_error,
     transport_errors,
 )
+from aisys.telemetry.spans import fixed_start
 from aisys.types import (
     ChatChunk,
     ChatRequest,
@@ -599,6 +600,10 @@ class LLM:
             url.host or None,
             url.port or (443 if url.scheme == "https" else 80),
         )
+        self._fixed_starts = {
+            operation: fixed_start(self._new_call(operation))
+            for operation in ("chat", "embeddings")
+        }
         self._fallbacks: tuple[LLM, ...] = tuple(
             item if isinstance(item, LLM) else self._sibling(item) for item in fallbacks
         )
@@ -964,15 +969,9 @@ class LLM:
         self, operation: str, request: ChatRequest | None, prompt: Any = None
     ) -> tuple[Telemetry, Call, Span, float]:
         tel = self.runtime.telemetry
-        call = Call(
-            "llm",
-            operation,
-            provider=self.provider.name,
-            request_model=self.target.model,
-            scope=_SCOPE.get(),
-        )
-        call.server_address, call.server_port = self._server
-        call.prompt = prompt_facts(prompt) if prompt is not None else self._prompt_facts
+        call = self._new_call(operation, _SCOPE.get())
+        if prompt is not None:
+            call.prompt = prompt_facts(prompt)
         if request is not None:
             call.request_params = (
                 {**request.params, "stream": request.stream}
@@ -982,8 +981,22 @@ class LLM:
             call.input_value = request.messages
             if tel.capture:
                 call.input_messages = request.messages
-        span = tel.start(call)
+        span = tel.start(
+            call, fixed=self._fixed_starts[operation] if prompt is None else None
+        )
         return tel, call, span, time.perf_counter()
+
+    def _new_call(self, operation: str, scope: Scope | None = None) -> Call:
+        call = Call(
+            "llm",
+            operation,
+            provider=self.provider.name,
+            request_model=self.target.model,
+            scope=scope,
+        )
+        call.server_address, call.server_port = self._server
+        call.prompt = self._prompt_facts
+        return call
 
     def finished(
         self,

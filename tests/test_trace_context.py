@@ -127,3 +127,25 @@ def test_plain_thread_without_helper_loses_the_trace(seen: Captured) -> None:
         worker.join()
 
     assert "user.id" not in seen.span("chat m").attributes
+
+
+def test_a_call_after_a_trace_carries_none_of_its_facts(seen: Captured) -> None:
+    """Spans of one function or LLM share their fixed start; a trace's facts stay in it."""
+    from aisys.testing import ScriptedTransport
+
+    llm = aisys.LLM(
+        "openai:gpt-test", api_key="sk-aisys-test-key-k", transport=ScriptedTransport()
+    )
+    with aisys.trace("ticket", user_id="u-7", tags=["vip"]):
+        answer("q")
+        llm.chat("q")
+    answer("q")
+    llm.chat("q")
+
+    for name in ("chat m", "chat gpt-test"):
+        inside, after = (s for s in seen.spans if s.name == name)
+        assert inside.attributes["user.id"] == "u-7"
+        assert inside.attributes["aisys.tags"] == ("vip",)
+        assert "user.id" not in after.attributes
+        assert "aisys.tags" not in after.attributes
+        assert after.attributes["gen_ai.operation.name"] == "chat"

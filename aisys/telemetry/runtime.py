@@ -142,14 +142,27 @@ class Telemetry:
 
     # -- per call -------------------------------------------------------------------
 
-    def start(self, call: Call, context: otel_context.Context | None = None) -> Span:
-        """Open the call's span (not made current)."""
-        call.started_as = call.span_name()
+    def start(
+        self,
+        call: Call,
+        context: otel_context.Context | None = None,
+        fixed: tuple[str, dict[str, Any]] | None = None,
+    ) -> Span:
+        """Open the call's span (not made current).
+
+        ``fixed``: the span name and start attributes all calls of a function or an
+        `LLM` share (`fixed_start`); not used for a call inside an `aisys.trace` block.
+        """
+        if fixed is None or call.scope is not None:
+            call.started_as = call.span_name()
+            attributes = start_attributes(call)
+        else:
+            call.started_as, attributes = fixed
         return self.tracer.start_span(
             call.started_as,
             context=context,
             kind=_KINDS[call.kind],
-            attributes=start_attributes(call),
+            attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
         )

@@ -64,6 +64,15 @@ def start_attributes(call: Call) -> dict[str, Any]:
     return attrs
 
 
+def fixed_start(call: Call) -> tuple[str, dict[str, Any]]:
+    """The span name and start attributes of ``call``, to share with every call alike.
+
+    For calls whose start facts are fixed when a function is decorated or an `LLM` is
+    made; OTel copies start attributes into each span, so one dict serves them all.
+    """
+    return call.span_name(), start_attributes(call)
+
+
 def end_attributes(
     call: Call,
     *,
