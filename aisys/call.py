@@ -70,6 +70,7 @@ class Call:
         "server_address",
         "server_port",
         "started_as",
+        "started_with",
         "stream_chunks",
         "stream_texts",
         "target",
@@ -118,6 +119,8 @@ class Call:
         self.closed_early = False
         self.started_as = ""
         """The span name given at start; the span is renamed if the result changes it."""
+        self.started_with: tuple[str, str | None] | None = None
+        """(operation, provider) the span started with: set again only if they change."""
         self.stream_chunks: int | None = None
         self.tool_name: str | None = None
         self.ttft_s: float | None = None

@@ -158,6 +158,7 @@ class Telemetry:
             attributes = start_attributes(call)
         else:
             call.started_as, attributes = fixed
+        call.started_with = (call.operation, call.provider)
         return self.tracer.start_span(
             call.started_as,
             context=context,
@@ -248,7 +249,8 @@ class Telemetry:
         name = call.span_name()
         if name != call.started_as:
             span.update_name(name)
-        span.set_attributes(attrs)
+        if attrs:
+            span.set_attributes(attrs)
         if call.error is not None:
             span.record_exception(call.error)
             span.set_status(_error_status(call.error))

@@ -85,9 +85,12 @@ def end_attributes(
     attrs: dict[str, Any] = {}
     if latest and call.prompt is not None:
         attrs[A.GEN_AI_PROMPT_NAME] = call.prompt[0]
-    if call.operation:
+    # What the span started with is not set again (an OTel attribute write per key);
+    # a result may still change both (an embeddings answer, a provider read from it).
+    started = call.started_with or ("", None)
+    if call.operation and call.operation != started[0]:
         attrs[A.GEN_AI_OPERATION_NAME] = call.operation
-    if call.provider:
+    if call.provider and call.provider != started[1]:
         attrs[A.GEN_AI_PROVIDER_NAME] = call.provider
     if call.response_model:
         attrs[A.GEN_AI_RESPONSE_MODEL] = call.response_model
