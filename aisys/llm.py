@@ -944,7 +944,7 @@ class LLM:
         if self._prompt_params:
             params = {**self._prompt_params, **params}  # explicit arguments win
         extra = params.pop("extra", None) or {}
-        unknown = sorted(set(params) - CHAT_PARAMS)
+        unknown = sorted(set(params) - CHAT_PARAMS) if params else None
         if unknown:
             msg = (
                 f"unknown chat parameter(s) {', '.join(unknown)}; known: "
@@ -952,7 +952,7 @@ class LLM:
                 f"extra={{{unknown[0]!r}: ...}}"
             )
             raise TypeError(msg)
-        if not isinstance(extra, Mapping):
+        if type(extra) is not dict and not isinstance(extra, Mapping):
             msg = f"extra= takes a dict of provider fields, got {type(extra).__name__}"
             raise TypeError(msg)
         # Every field is checked above (messages by normalise_messages): no need to

@@ -143,16 +143,19 @@ def _canonical_default(value: Any) -> Any:
     raise TypeError(msg)
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    default=_canonical_default,
+    allow_nan=False,
+)
+"""Made once: `json.dumps` with these options builds an encoder per call."""
+
+
 def canonical(material: Any) -> str:
     """One JSON text per meaning: sorted keys, no spaces; TypeError if not possible."""
-    return json.dumps(
-        material,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=_canonical_default,
-        allow_nan=False,
-    )
+    return _CANONICAL.encode(material)
 
 
 # -- entries ------------------------------------------------------------------------
