@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, MutableSequence
+from collections.abc import Callable, Mapping, MutableSequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -146,13 +146,14 @@ class Telemetry:
         self,
         call: Call,
         context: otel_context.Context | None = None,
-        fixed: tuple[str, dict[str, Any]] | None = None,
+        fixed: tuple[str, Mapping[str, Any]] | None = None,
     ) -> Span:
         """Open the call's span (not made current).
 
         ``fixed``: the span name and start attributes all calls of a function or an
         `LLM` share (`fixed_start`); not used for a call inside an `aisys.trace` block.
         """
+        attributes: Mapping[str, Any]
         if fixed is None or call.scope is not None:
             call.started_as = call.span_name()
             attributes = start_attributes(call)

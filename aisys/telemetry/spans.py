@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from aisys.call import Call, requests_made
@@ -64,13 +65,14 @@ def start_attributes(call: Call) -> dict[str, Any]:
     return attrs
 
 
-def fixed_start(call: Call) -> tuple[str, dict[str, Any]]:
+def fixed_start(call: Call) -> tuple[str, Mapping[str, Any]]:
     """The span name and start attributes of ``call``, to share with every call alike.
 
     For calls whose start facts are fixed when a function is decorated or an `LLM` is
-    made; OTel copies start attributes into each span, so one dict serves them all.
+    made; OTel copies start attributes into each span, so one read-only mapping serves
+    them all (a sampler cannot change it for later calls).
     """
-    return call.span_name(), start_attributes(call)
+    return call.span_name(), MappingProxyType(start_attributes(call))
 
 
 def end_attributes(
