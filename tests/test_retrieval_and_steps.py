@@ -158,6 +158,34 @@ def test_tool_execution_span(seen: Captured) -> None:
     assert span.attributes["gen_ai.operation.name"] == "execute_tool"
 
 
+def test_tool_and_step_arguments_are_not_model_parameters(seen: Captured) -> None:
+    """A tool's `temperature=` is its own argument, not `gen_ai.request.temperature`."""
+
+    @aisys.traced(operation="execute_tool", name="set_thermostat")
+    def set_thermostat(room: str, temperature: float = 20.0, stop: bool = False) -> str:
+        return "ok"
+
+    @aisys.traced(name="sample")
+    def sample(seed: int = 0, max_tokens: int = 10) -> int:
+        return seed
+
+    @aisys.traced_retrieval(data_source="kb")
+    def search(query: str, temperature: float = 0.0) -> list[str]:
+        return DOCS[:1]
+
+    set_thermostat("kitchen", temperature=21.5, stop=True)
+    sample(seed=7, max_tokens=3)
+    search("q", temperature=0.3)
+
+    for name in ("execute_tool set_thermostat", "sample", "retrieval kb"):
+        attrs = seen.span(name).attributes
+        assert not [
+            key
+            for key in attrs
+            if key.startswith("gen_ai.request.") and key != "gen_ai.request.top_k"
+        ], (name, dict(attrs))
+
+
 def test_step_error(seen: Captured) -> None:
     """A failing step records the error and re-raises it."""
 
