@@ -70,6 +70,7 @@ class Spec:
         "prompt",
         "provider",
         "reads_params",
+        "signature",
         "tool_name",
         "top_k_param",
     )
@@ -102,7 +103,9 @@ class Spec:
         elif kind == "step":
             name = name or fn.__qualname__
         self.name = name
-        params = _parameters(fn)
+        self.signature = _signature(fn)
+        """The function's signature (``None`` if Python cannot tell), for cache keys."""
+        params = list(self.signature.parameters.values()) if self.signature else []
         self.model_param = _find(params, ("model",))
         self.input_param = _find(params, _INPUT_PARAMS) or _first_argument(params)
         self.top_k_param = _find(params, _TOP_K_PARAMS)
@@ -458,11 +461,11 @@ class TraceBlock:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
     try:
-        return list(inspect.signature(fn).parameters.values())
+        return inspect.signature(fn)
     except (TypeError, ValueError):
-        return []
+        return None
 
 
 def _find(

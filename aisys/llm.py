@@ -386,8 +386,13 @@ class LLMRequest:
             material["extra"] = dict(extra)
         return material
 
-    def from_cache(self, value: Any, chunks: list[str] | None) -> Any:
-        """A stored answer, to be marked as cached (streams replay it: `ChatStream`)."""
+    def from_cache(
+        self, value: Any, chunks: list[str] | None, *, shared: bool = True
+    ) -> Any:
+        """A stored answer, to be marked as cached (streams replay it: `ChatStream`).
+
+        Answers are frozen models: shared or not, one object serves every caller.
+        """
         if isinstance(value, ChatResponse):
             return _Hit(value, chunks)
         return value

@@ -377,7 +377,8 @@ def cache_step(cache: Cache, runtime: Callable[[], Any]) -> Step:
             if found is not None:
                 call.cache_hit = True
                 call.cache_result = "hit"
-                return request.from_cache(*found)
+                # A memoised entry is frozen, any other was just parsed: never shared.
+                return request.from_cache(*found, shared=False)
         call.cache_result = call.cache_result or "miss"
         store_later = None
         if cache.mode != "read_only":

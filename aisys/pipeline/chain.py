@@ -43,8 +43,15 @@ class Request(Protocol):
     def cache_material(self) -> Any:
         """What the cache key covers (JSON-able); TypeError if it cannot be."""
 
-    def from_cache(self, value: Any, chunks: list[str] | None) -> Any:
-        """A stored answer in the shape the rest of the call expects."""
+    def from_cache(
+        self, value: Any, chunks: list[str] | None, *, shared: bool = True
+    ) -> Any:
+        """A stored answer in the shape the rest of the call expects.
+
+        ``shared``: other callers hold the same object (a single-flight leader's
+        answer), so a mutable value must be copied; ``False`` for a value read from
+        the store for this call.
+        """
 
     def wait_limit(self) -> float:
         """Seconds a single-flight follower waits for its leader at most."""

@@ -160,11 +160,11 @@ class Invocation:
 
     def cache_material(self) -> dict[str, Any]:
         """The function's qualified name and its bound arguments, defaults applied."""
-        fn = self.fn
-        if fn is None:  # pragma: no cover - plans always pass the function
-            msg = "no function to key on"
+        fn, signature = self.fn, self.spec.signature
+        if fn is None or signature is None:
+            msg = f"{getattr(fn, '__qualname__', fn)!r} has no signature to key on"
             raise TypeError(msg)
-        bound = inspect.signature(fn).bind(*self.args, **self.kwargs)
+        bound = signature.bind(*self.args, **self.kwargs)
         bound.apply_defaults()
         arguments = {
             name: value
@@ -254,12 +254,15 @@ class Invocation:
         """Decorated functions have no further target for an output guard."""
         return None
 
-    def from_cache(self, value: Any, chunks: list[str] | None) -> Any:
+    def from_cache(
+        self, value: Any, chunks: list[str] | None, *, shared: bool = True
+    ) -> Any:
         """The stored return value, as the function returned it.
 
-        Each caller gets a copy of its own, unless the value is immutable.
+        Each caller gets a copy of its own, unless the value is immutable or was just
+        read from the store for this caller alone (``shared=False``).
         """
-        if isinstance(value, str | int | float | bool | type(None)):
+        if not shared or isinstance(value, str | int | float | bool | type(None)):
             return value
         config = getattr(type(value), "model_config", None)
         if isinstance(config, dict) and config.get("frozen"):
