@@ -452,7 +452,8 @@ class _Observed:
 
 
 # Hits of one stored (frozen, shared) answer are delivered as the same copy, while the
-# facts it carries (attempts, fallback index, cost, cached) are the same.
+# facts it carries (attempts, fallback index, cost, cached) are the same. Only answers
+# the cache keeps parsed (small ones) are remembered: others are new objects each hit.
 _DELIVERED: dict[int, tuple[ChatResponse, tuple[Any, ...], ChatResponse]] = {}
 
 
@@ -1044,9 +1045,12 @@ class LLM:
             }
         )
         if cached:
-            if len(_DELIVERED) >= 256:
-                _DELIVERED.clear()
-            _DELIVERED[id(response)] = (response, facts, delivered)
+            import aisys.pipeline.cache as cache  # loaded: the answer came from it
+
+            if cache.memoised(response):
+                if len(_DELIVERED) >= 256:
+                    _DELIVERED.clear()
+                _DELIVERED[id(response)] = (response, facts, delivered)
         return delivered
 
     def _finished_embed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 import aisys
 from aisys.metering.prices import clear_overrides
 from aisys.pipeline.cache import canonical
+from aisys.stores.memory import MemoryStore
 from aisys.testing import Captured, FakeClock, fake_clock
 from tests.strategies import JSON_SCALARS, nested
 from tests.wire_server import Reply, WireServer
@@ -439,6 +442,51 @@ def test_single_flight_followers_get_their_own_copy() -> None:
         results = [f.result() for f in futures]
     assert all(r == {"sources": ["faq"]} for r in results)
     assert len({id(r) for r in results}) == 4
+
+
+def test_big_answers_stay_on_disk_not_in_memory(server: WireServer) -> None:
+    """Hits of big diskcache entries re-read them: none is kept in the process."""
+    big = "word " * 60_000  # a 300 KB answer
+    server.script(*[Reply(text=f"{big}{i}") for i in range(12)])
+    with _llm(server) as llm:
+        llm.chat("warm up", cache=False)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(11):
+                llm.chat(f"question {i}")
+                hit = llm.chat(f"question {i}")
+                assert hit.cached
+                assert hit.text == f"{big}{i + 1}"
+            del hit
+            gc.collect()
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    assert kept < 2_000_000, f"{kept / 1e6:.1f} MB kept for 11 answers of 300 KB"
+
+
+def test_memory_backend_is_bounded_by_bytes_too() -> None:
+    """The least recently used entries go when the bytes run out; a too-big one is not kept."""
+    store = MemoryStore()
+    store.max_bytes = 1_000
+    for i in range(10):
+        store.set_blob(f"k{i}", b"x" * 300, None)
+    assert [store.get_blob(f"k{i}") is not None for i in range(10)] == [False] * 7 + [
+        True
+    ] * 3
+    store.get_blob("k7")  # used: k8 is now the least recent
+    store.set_blob("k10", b"y" * 300, None)
+    assert store.get_blob("k8") is None
+    assert store.get_blob("k7") == b"x" * 300
+    store.set_blob("huge", b"z" * 2_000, None)
+    assert store.get_blob("huge") is None
+    assert store.get_blob("k10") == b"y" * 300
+    store.set_blob("k10", b"w" * 100, None)  # replaced: its old bytes no longer count
+    for i in range(3):
+        store.set_blob(f"s{i}", b"s" * 200, None)
+    assert store.get_blob("k10") == b"w" * 100
 
 
 def test_decorator_arguments_that_cannot_be_keyed_are_a_miss(

@@ -340,6 +340,7 @@ def reset_warnings() -> None:
     """Warn again about cache problems already warned about; forget parsed entries."""
     _WARNED.clear()
     _PARSED.clear()
+    _PARSED_IDS.clear()
 
 
 def _warn(kind: str, message: str, *args: Any) -> None:
@@ -406,9 +407,18 @@ def cache_step(cache: Cache, runtime: Callable[[], Any]) -> Step:
 
 
 # Recently parsed entries, by key: a hit whose bytes are unchanged skips JSON parsing
-# and validation. Only frozen models are kept (safe to hand to several callers).
+# and validation. Only frozen models are kept (safe to hand to several callers), and
+# only small ones: big answers stay in the store (on disk), not in this process.
 _PARSED: dict[str, tuple[bytes, Any, list[str] | None, float | None]] = {}
+_PARSED_IDS: set[int] = set()
 _PARSED_MAX = 256
+_PARSED_MAX_ENTRY_BYTES = 32 * 1024
+"""Entries of up to 256 x 32 KiB: at most 8 MiB of bytes (and their parsed values)."""
+
+
+def memoised(value: Any) -> bool:
+    """Whether ``value`` is a parsed entry kept for later hits (the same object again)."""
+    return id(value) in _PARSED_IDS
 
 
 def _lookup(
@@ -430,10 +440,14 @@ def _lookup(
         except Exception as exc:
             _failed(call, "decoding an entry of", exc)
             return None
-        if _frozen(value):
+        if len(blob) <= _PARSED_MAX_ENTRY_BYTES and _frozen(value):
             if len(_PARSED) >= _PARSED_MAX:
                 _PARSED.clear()
+                _PARSED_IDS.clear()
+            if seen is not None:
+                _PARSED_IDS.discard(id(seen[1]))
             _PARSED[key] = (blob, value, chunks, expires_at)
+            _PARSED_IDS.add(id(value))
     if expires_at is not None and now >= expires_at:
         return None
     return value, chunks

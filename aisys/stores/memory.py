@@ -17,10 +17,13 @@ class MemoryStore(LocalStore):
     kind = "memory"
     max_entries = 4096
     """Cache entries kept at most; the least recently used go first."""
+    max_bytes = 64 * 1024 * 1024
+    """Bytes of cache entries kept at most (64 MiB); an entry alone above it is not kept."""
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[int, float]] = {}
         self._blobs: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get_blob(self, key: str) -> bytes | None:
@@ -31,18 +34,25 @@ class MemoryStore(LocalStore):
                 return None
             if entry[1] <= time.monotonic():
                 del self._blobs[key]
+                self._bytes -= len(entry[0])
                 return None
             self._blobs.move_to_end(key)
             return entry[0]
 
     def set_blob(self, key: str, value: bytes, ttl_s: float | None) -> None:
-        """Store an entry, evicting the least recently used beyond `max_entries`."""
+        """Store an entry, evicting the least recently used beyond the bounds."""
         expires = float("inf") if ttl_s is None else time.monotonic() + ttl_s
         with self._lock:
+            old = self._blobs.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[0])
+            if len(value) > self.max_bytes:
+                return  # it would push out everything else, and still not fit
             self._blobs[key] = (value, expires)
-            self._blobs.move_to_end(key)
-            while len(self._blobs) > self.max_entries:
-                self._blobs.popitem(last=False)
+            self._bytes += len(value)
+            blobs = self._blobs
+            while len(blobs) > self.max_entries or self._bytes > self.max_bytes:
+                self._bytes -= len(blobs.popitem(last=False)[1][0])
 
     def _current(self, key: str, now: float) -> int:
         entry = self._values.get(key)
@@ -75,6 +85,7 @@ class MemoryStore(LocalStore):
         with self._lock:
             self._values.clear()
             self._blobs.clear()
+            self._bytes = 0
 
     def get(self, key: str) -> int:
         """The current total."""
