@@ -69,7 +69,6 @@ class Spec:
         "operation",
         "prompt",
         "provider",
-        "reads_params",
         "signature",
         "tool_name",
         "top_k_param",
@@ -109,8 +108,6 @@ class Spec:
         self.model_param = _find(params, ("model",))
         self.input_param = _find(params, _INPUT_PARAMS) or _first_argument(params)
         self.top_k_param = _find(params, _TOP_K_PARAMS)
-        self.reads_params = kind == "llm"
-        """Whether ``temperature=`` & co. are model parameters (not a tool's own)."""
         self.fixed_start = (
             None if self.model_param is not None else fixed_start(self._call(model))
         )
@@ -123,7 +120,7 @@ class Spec:
             value = _argument(self.model_param, args, kwargs)
             model = value if isinstance(value, str) else None
         call = self._call(model, _SCOPE.get())
-        if kwargs and self.reads_params:
+        if kwargs and self.kind == "llm":  # a tool's own `temperature=` is not one
             params = {key: kwargs[key] for key in _REQUEST_PARAMS if key in kwargs}
             if params:
                 call.request_params = params
