@@ -8,6 +8,7 @@ sets ``capture_content`` unless ``AISYS_CAPTURE_CONTENT`` is given.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise _config_error(exc) from None
+            raise _config_error(exc, given=values.keys()) from None
 
     @field_validator("redact_patterns", mode="after")
     @classmethod
@@ -158,14 +159,22 @@ class Settings(BaseSettings):
         return data
 
 
-def _config_error(exc: ValidationError) -> ConfigError:
-    """Turn pydantic's report into one line per bad field, naming field, env var and value."""
+def _config_error(exc: ValidationError, given: Collection[str] = ()) -> ConfigError:
+    """Turn pydantic's report into one line per bad field, naming field, source and value.
+
+    The source is "argument" for a field in ``given``, else its ``AISYS_*`` variable.
+    """
     lines = []
     field = None
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         field = loc[0] if loc else None
-        where = f"{field} (env {_ENV_PREFIX}{field.upper()})" if field else "settings"
+        if not field:
+            where = "settings"
+        elif field in given:
+            where = f"{field} (argument)"
+        else:
+            where = f"{field} (env {_ENV_PREFIX}{field.upper()})"
         got = error.get("input")
         reason = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

@@ -36,8 +36,7 @@ def test_configure_returns_settings_and_accepts_lists() -> None:
         (
             {"capture_content": "ful"},
             [
-                "capture_content",
-                "AISYS_CAPTURE_CONTENT",
+                "capture_content (argument)",
                 "'ful'",
                 "'off', 'redacted' or 'full'",
             ],
@@ -61,6 +60,19 @@ def test_bad_values_name_field_value_and_allowed(
     for fragment in expected:
         assert fragment in str(raised.value)
     assert isinstance(raised.value, ValueError)
+
+
+def test_a_bad_value_says_where_it_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An argument is named as one; a value read from the environment names its variable."""
+    with pytest.raises(aisys.ConfigError) as raised:
+        aisys.configure(capture_content="yes")
+    assert "capture_content (argument) got 'yes'" in str(raised.value)
+    assert "AISYS_CAPTURE_CONTENT" not in str(raised.value)
+
+    monkeypatch.setenv("AISYS_CAPTURE_CONTENT", "yes")
+    with pytest.raises(aisys.ConfigError) as raised:
+        aisys.configure(log_format="json")
+    assert "capture_content (env AISYS_CAPTURE_CONTENT) got 'yes'" in str(raised.value)
 
 
 def test_redacted_is_accepted_and_patterns_are_checked() -> None:
