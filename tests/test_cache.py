@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
+import enum
 import gc
 import json
 import logging
@@ -12,6 +15,7 @@ import textwrap
 import threading
 import time
 import tracemalloc
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -26,6 +30,7 @@ from hypothesis import strategies as st
 import aisys
 from aisys.metering.prices import clear_overrides
 from aisys.pipeline.cache import canonical
+from aisys.pipeline.keys import key_data
 from aisys.stores.memory import MemoryStore
 from aisys.testing import Captured, FakeClock, fake_clock
 from tests.strategies import JSON_SCALARS, nested
@@ -156,6 +161,115 @@ def test_different_values_never_share_a_key(a: Any, b: Any) -> None:
         assert cache.key({"params": a}) != cache.key({"params": b})
     else:
         assert cache.key({"params": a}) == cache.key({"params": b})
+
+
+class _Colour(enum.Enum):
+    RED = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class _Point:
+    x: int
+    y: int
+
+
+_KEYABLE_SCALARS = (
+    JSON_SCALARS
+    | st.binary(max_size=4)
+    | st.decimals(allow_nan=False, places=2)
+    | st.datetimes()
+    | st.dates()
+    | st.uuids()
+    | st.sampled_from([_Colour.RED, _Point(1, 2), _Point(2, 1)])
+    | st.floats(allow_nan=True, allow_infinity=True)
+)
+_KEYABLE = st.recursive(
+    _KEYABLE_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.frozensets(st.integers() | st.text(max_size=3), max_size=3)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with every type made explicit: equal only for the same argument."""
+    if isinstance(value, dict):
+        return ("dict", frozenset((_typed(k), _typed(v)) for k, v in value.items()))
+    if isinstance(value, frozenset):
+        return ("set", frozenset(_typed(v) for v in value))
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_typed(v) for v in value))
+    if isinstance(value, float | Decimal | datetime.datetime):
+        return (type(value).__name__, repr(value))  # nan and 1.0 vs 1.00 alike
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=300)
+@given(_KEYABLE, _KEYABLE)
+def test_decorated_arguments_share_a_key_only_when_they_are_the_same(
+    a: Any, b: Any
+) -> None:
+    """JSON would merge b"ab" and a dict, {1: x} and {"1": x}, Decimal and str: keys don't."""
+    same_key = canonical(key_data(a)) == canonical(key_data(b))
+    assert same_key == (_typed(a) == _typed(b))
+
+
+def test_decorated_arguments_of_common_types_are_cached_apart() -> None:
+    """Dates, UUIDs, enums, dataclasses and models are keyed; look-alikes miss."""
+    calls: list[Any] = []
+
+    @aisys.traced_llm(cache=aisys.Cache("memory"))
+    def ask(value: Any) -> str:
+        calls.append(value)
+        return f"answer {len(calls)}"
+
+    day = datetime.date(2026, 12, 5)
+    values = [
+        b"ab",
+        {"bytes": "YWI="},
+        {1: "a"},
+        {"1": "a"},
+        Decimal("1.5"),
+        "1.5",
+        (1, 2),
+        [1, 2],
+        _Colour.RED,
+        1,
+        _Point(1, 2),
+        {"x": 1, "y": 2},
+        day,
+        day.isoformat(),
+        uuid.UUID(int=7),
+        Path("/srv/kb"),
+        aisys.ChatResponse(text="a"),
+    ]
+    first = [ask(value) for value in values]
+    assert len(calls) == len(values)  # no two of them shared an entry
+    assert [ask(value) for value in values] == first  # and each was stored
+    assert len(calls) == len(values)
+
+
+def test_an_argument_that_contains_itself_is_a_miss_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = 0
+
+    @aisys.traced_llm(cache=aisys.Cache("memory"))
+    def ask(question: Any) -> str:
+        nonlocal calls
+        calls += 1
+        return "answer"
+
+    looped: list[Any] = []
+    looped.append(looped)
+    with caplog.at_level(logging.WARNING, logger="aisys"):
+        assert ask(looped) == ask(looped) == "answer"
+    assert calls == 2
+    assert any("contain themselves" in r.getMessage() for r in caplog.records)
 
 
 def test_ttl_expires_with_the_fake_clock(server: WireServer) -> None:

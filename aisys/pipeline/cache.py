@@ -50,7 +50,7 @@ __all__ = [
 _log = logging.getLogger("aisys")
 Mode = Literal["read_write", "read_only", "write_only", "refresh"]
 _MODES = ("read_write", "read_only", "write_only", "refresh")
-KEY_VERSION = 1
+KEY_VERSION = 2
 """Part of every key: bumped when what a key covers changes, so old entries miss."""
 _ENTRY_VERSION = 1
 # Classes a decorated function's result may be restored to from a (shared) store:
@@ -134,7 +134,7 @@ def _canonical_default(value: Any) -> Any:
     if callable(dump):
         return dump(mode="json", exclude_none=True)
     if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
+        return sorted(value, key=canonical)  # repr order may differ between processes
     if isinstance(value, bytes):
         return {"bytes": base64.b64encode(value).decode()}
     if isinstance(value, Decimal):

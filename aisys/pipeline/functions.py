@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aisys.errors import ConfigError
 from aisys.pipeline._flow import Flow
 from aisys.pipeline.chain import Step, run
+from aisys.pipeline.keys import key_data
 from aisys.pipeline.retry import Retry
 from aisys.pipeline.route import (
     CircuitBreaker,
@@ -159,7 +160,11 @@ class Invocation:
         self.fn = fn
 
     def cache_material(self) -> dict[str, Any]:
-        """The function's qualified name and its bound arguments, defaults applied."""
+        """The function's qualified name and its bound arguments, defaults applied.
+
+        Arguments go through `key_data`, which keeps their types: ``{1: x}`` and
+        ``{"1": x}``, or ``Decimal("1.5")`` and ``"1.5"``, get different keys.
+        """
         fn, signature = self.fn, self.spec.signature
         if fn is None or signature is None:
             msg = f"{getattr(fn, '__qualname__', fn)!r} has no signature to key on"
@@ -173,7 +178,7 @@ class Invocation:
         }
         return {
             "fn": f"{fn.__module__}.{fn.__qualname__}",
-            "args": arguments,
+            "args": key_data(arguments),
         }
 
     def input_parts(self) -> list[tuple[int, str, str]]:
