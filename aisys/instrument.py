@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from aisys._arguments import Binder
 from aisys._streaming import (
     Finisher,
     TracedAsyncStream,
@@ -59,6 +60,7 @@ class Spec:
     """How one decorated function is observed; computed once, at decoration time."""
 
     __slots__ = (
+        "binder",
         "data_source",
         "fixed_start",
         "input_param",
@@ -69,7 +71,6 @@ class Spec:
         "operation",
         "prompt",
         "provider",
-        "signature",
         "tool_name",
         "top_k_param",
     )
@@ -102,9 +103,10 @@ class Spec:
         elif kind == "step":
             name = name or fn.__qualname__
         self.name = name
-        self.signature = _signature(fn)
-        """The function's signature (``None`` if Python cannot tell), for cache keys."""
-        params = list(self.signature.parameters.values()) if self.signature else []
+        signature = _signature(fn)
+        self.binder = Binder(signature) if signature is not None else None
+        """Binds a call's arguments (``None`` if Python cannot tell the signature)."""
+        params = list(signature.parameters.values()) if signature else []
         self.model_param = _find(params, ("model",))
         self.input_param = _find(params, _INPUT_PARAMS) or _first_argument(params)
         self.top_k_param = _find(params, _TOP_K_PARAMS)

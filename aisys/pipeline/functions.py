@@ -165,17 +165,13 @@ class Invocation:
         Arguments go through `key_data`, which keeps their types: ``{1: x}`` and
         ``{"1": x}``, or ``Decimal("1.5")`` and ``"1.5"``, get different keys.
         """
-        fn, signature = self.fn, self.spec.signature
-        if fn is None or signature is None:
+        fn, binder = self.fn, self.spec.binder
+        if fn is None or binder is None:
             msg = f"{getattr(fn, '__qualname__', fn)!r} has no signature to key on"
             raise TypeError(msg)
-        bound = signature.bind(*self.args, **self.kwargs)
-        bound.apply_defaults()
-        arguments = {
-            name: value
-            for name, value in bound.arguments.items()
-            if name not in ("self", "cls")
-        }
+        arguments = binder.bind(self.args, self.kwargs)
+        arguments.pop("self", None)
+        arguments.pop("cls", None)
         return {
             "fn": f"{fn.__module__}.{fn.__qualname__}",
             "args": key_data(arguments),
