@@ -24,10 +24,10 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
+__all__ = ["key_data"]
+
 _SORT_TEXT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 """Orders set members and non-string dict keys by their (already plain) key data."""
-
-__all__ = ["key_data"]
 
 
 def key_data(value: Any) -> Any:
@@ -80,14 +80,14 @@ def _other(value: Any) -> Any:
             "$enum": f"{cls.__module__}.{cls.__qualname__}",
             "value": _data(value.value),
         }
-    if isinstance(value, bool):
-        return bool(value)
+    # Subclasses of str, int and float key as their plain value (read through the base
+    # type's own method: a subclass may override __str__ and the like).
     if isinstance(value, str):
-        return str(value)
+        return str.__str__(value)
     if isinstance(value, int):
-        return int(value)
+        return int.__int__(value)
     if isinstance(value, float):
-        return _data(float(value))
+        return _data(float.__float__(value))
     if isinstance(value, type):
         return {"$class": f"{value.__module__}.{value.__qualname__}"}
     if isinstance(value, tuple):
