@@ -183,9 +183,7 @@ def main() -> None:
 
     print("== Part 4: guards and redaction ==\n")
     guarded = [guards.PromptInjection(), guards.Secrets(action="redact")]
-    with aisys.LLM(
-        "scripted:support-2", transport=transport, guards=guarded
-    ) as llm:
+    with aisys.LLM("scripted:support-2", transport=transport, guards=guarded) as llm:
         private = "I'm ana.lopez@example.com, card 4111 1111 1111 1111: refund please?"
         print(f"Q: {private}\nA: {llm.chat(private).text}")
         print("   (the trace holds [EMAIL_1] and [CARD_1], never the originals)\n")
