@@ -36,7 +36,7 @@ class Binder:
         if names is not None and len(args) <= len(names):
             bound = dict(zip(names, args, strict=False))
             for name, value in kwargs.items():
-                if name in bound or (name not in self._defaults and name not in names):
+                if name in bound or name not in names:
                     return self._bind(args, kwargs)  # a duplicate or unknown: its error
                 bound[name] = value
             if len(bound) < len(names):

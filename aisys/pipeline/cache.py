@@ -15,19 +15,18 @@ its timeout) and share it. If the leader fails, each waiting caller makes its ow
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
 import logging
 import threading
 from collections.abc import Callable
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from aisys.errors import ConfigError
 from aisys.pipeline._clock import wall_time
 from aisys.pipeline._flow import Flow
+from aisys.pipeline.keys import canonical
 from aisys.stores import StoreOp, StoreRef
 
 if TYPE_CHECKING:
@@ -124,38 +123,6 @@ class Cache:
         text = canonical({**material, "key_version": KEY_VERSION})
         digest = hashlib.sha256(text.encode()).hexdigest()
         return f"{self.namespace}:{digest}"
-
-
-# -- keys ---------------------------------------------------------------------------
-
-
-def _canonical_default(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json", exclude_none=True)
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=canonical)  # repr order may differ between processes
-    if isinstance(value, bytes):
-        return {"bytes": base64.b64encode(value).decode()}
-    if isinstance(value, Decimal):
-        return str(value)
-    msg = f"{type(value).__name__} cannot be part of a cache key"
-    raise TypeError(msg)
-
-
-_CANONICAL = json.JSONEncoder(
-    sort_keys=True,
-    separators=(",", ":"),
-    ensure_ascii=False,
-    default=_canonical_default,
-    allow_nan=False,
-)
-"""Made once: `json.dumps` with these options builds an encoder per call."""
-
-
-def canonical(material: Any) -> str:
-    """One JSON text per meaning: sorted keys, no spaces; TypeError if not possible."""
-    return _CANONICAL.encode(material)
 
 
 # -- entries ------------------------------------------------------------------------

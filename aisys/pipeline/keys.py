@@ -1,8 +1,12 @@
-"""A decorated function's arguments as cache-key data: JSON that keeps what JSON loses.
+"""What cache keys are made of: canonical JSON, and a decorated call's arguments as data.
 
-Written as plain JSON, ``b"ab"`` and ``{"bytes": "YWI="}``, ``{1: "a"}`` and
-``{"1": "a"}``, or ``Decimal("1.5")`` and ``"1.5"`` would share a key although a function
-may answer them differently. `key_data` writes every value that is not plain JSON as a
+`canonical` writes a request as one JSON text per meaning (`aisys.LLM` requests go
+through it as the provider would get them).
+
+Written that way, a decorated function's arguments ``b"ab"`` and
+``{"bytes": "YWI="}``, ``{1: "a"}`` and ``{"1": "a"}``, or ``Decimal("1.5")`` and
+``"1.5"`` would share a key although the function may answer them differently.
+`key_data` writes every value that is not plain JSON as a
 tagged object — ``{"$bytes": …}``, ``{"$dict": [[key, value], …]}``, ``{"$tuple": […]}``
 — and keeps a dict as an object only when its keys are strings not starting with
 ``$``, so no argument can pass for another. Dates, UUIDs, enums, paths, dataclasses
@@ -24,10 +28,37 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["key_data"]
+__all__ = ["canonical", "key_data"]
 
-_SORT_TEXT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-"""Orders set members and non-string dict keys by their (already plain) key data."""
+
+def _canonical_default(value: Any) -> Any:
+    """Request fields JSON cannot write, as the provider would get them (`aisys.LLM`)."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json", exclude_none=True)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=canonical)  # repr order may differ between processes
+    if isinstance(value, bytes):
+        return {"bytes": base64.b64encode(value).decode()}
+    if isinstance(value, Decimal):
+        return str(value)
+    msg = f"{type(value).__name__} cannot be part of a cache key"
+    raise TypeError(msg)
+
+
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    default=_canonical_default,
+    allow_nan=False,
+)
+"""Made once: `json.dumps` with these options builds an encoder per call."""
+
+
+def canonical(material: Any) -> str:
+    """One JSON text per meaning: sorted keys, no spaces; TypeError if not possible."""
+    return _CANONICAL.encode(material)
 
 
 def key_data(value: Any) -> Any:
@@ -68,7 +99,7 @@ def _mapping(value: Mapping[Any, Any]) -> dict[str, Any]:
     else:
         return data
     pairs = [[_data(k), _data(v)] for k, v in value.items()]
-    pairs.sort(key=lambda pair: _SORT_TEXT.encode(pair[0]))
+    pairs.sort(key=lambda pair: canonical(pair[0]))
     return {"$dict": pairs}
 
 
@@ -97,7 +128,7 @@ def _other(value: Any) -> Any:
     if isinstance(value, Mapping):
         return _mapping(value)
     if isinstance(value, set | frozenset):
-        return {"$set": sorted((_data(item) for item in value), key=_SORT_TEXT.encode)}
+        return {"$set": sorted((_data(item) for item in value), key=canonical)}
     if isinstance(value, bytes | bytearray):
         return {"$bytes": base64.b64encode(value).decode()}
     if isinstance(value, Decimal):
