@@ -56,16 +56,30 @@ class Runtime:
         self._meter_provider = meter_provider
         self._telemetry: Telemetry | None = None
         self._redactor: Redactor | None = None
-        self._lock = threading.Lock()
+        self._adopted = False
+        """Whether the settings' prices file is in force (done on first use)."""
+        self._lock = threading.RLock()
 
     @property
     def settings(self) -> Settings:
-        """The settings in force; read from the environment on first use if never set."""
-        if self._settings is None:
-            from aisys.settings import Settings
+        """The settings in force; read from the environment on first use if never set.
 
-            self._settings = Settings()
-        return self._settings
+        Reading them puts their prices file in force (before any call is estimated);
+        a bad value or file raises `aisys.ConfigError` here, on first use.
+        """
+        settings = self._settings
+        if settings is None or not self._adopted:
+            with self._lock:
+                if self._settings is None:
+                    from aisys.settings import Settings
+
+                    self._settings = Settings()
+                    self._adopted = False
+                if not self._adopted:
+                    _adopt(self._settings)
+                    self._adopted = True
+                settings = self._settings
+        return settings
 
     @property
     def telemetry(self) -> Telemetry:
@@ -121,14 +135,18 @@ class Runtime:
         from aisys.settings import Settings
 
         settings = Settings(**fields)
-        self._put_settings(settings)
+        _adopt(settings)  # a bad prices file is refused here; the old settings stay
+        self._put_settings(settings, adopted=True)
         return settings
 
-    def _put_settings(self, settings: Settings | None) -> None:
+    def _put_settings(
+        self, settings: Settings | None, *, adopted: bool = False
+    ) -> None:
         """Put ``settings`` in force (``None``: read anew on first use); telemetry restarts."""
         with self._lock:
             old, self._telemetry = self._telemetry, None
             self._settings = settings
+            self._adopted = adopted and settings is not None
             self._redactor = None
         if old is not None:
             old.shutdown()
@@ -191,6 +209,7 @@ class Runtime:
         cache: Cache | None = None,
         prompt: Prompt | None = None,
         guards: Sequence[Guard] = (),
+        price_as: str | None = None,
     ) -> Callable[[F], F]: ...
     def traced_llm(
         self,
@@ -209,6 +228,7 @@ class Runtime:
         cache: Cache | None = None,
         prompt: Prompt | None = None,
         guards: Sequence[Guard] = (),
+        price_as: str | None = None,
     ) -> F | Callable[[F], F]:
         """Trace a function that calls a model; it returns exactly what it returned.
 
@@ -229,6 +249,8 @@ class Runtime:
         ``prompt=aisys.get_prompt(...)`` records the prompt's name, version and sha256 on
         every call (and its model, when ``model=`` is not given). ``guards=[...]``
         (`aisys.guards`) check the prompt argument before the call and the answer after.
+        ``price_as="openai"`` prices calls from that provider's table (a gateway
+        serving its models).
 
         Added in 0.1.
         """
@@ -242,6 +264,7 @@ class Runtime:
                 provider=provider,
                 model=model,
                 prompt=prompt,
+                price_as=price_as,
             )
             from aisys.pipeline.chain import assemble
 
@@ -269,6 +292,7 @@ class Runtime:
                     provider=provider,
                     circuit=circuit if isinstance(circuit, CircuitBreaker) else None,
                     use_circuit=circuit is not None,
+                    price_as=spec.price_as,
                 )
             plan = None
             if steps or route is not None:
@@ -375,6 +399,17 @@ class Runtime:
             tags=tuple(tags),
             metadata=metadata,
         )
+
+
+def _adopt(settings: Settings) -> None:
+    """Put what settings decide process-wide in force: the prices file, price updates."""
+    if settings.prices_path is None and not settings.price_updates:
+        prices = sys.modules.get("aisys.metering.prices")
+        if prices is None or prices._FILE[0] is None:
+            return  # nothing to load, nothing to forget: keep import light
+    from aisys.metering.cost import use_settings
+
+    use_settings(settings)
 
 
 def _check_cache(cache: Any, fn: Callable[..., Any]) -> None:

@@ -126,7 +126,7 @@ class Finisher:
                 self.spec.finish_llm(call, self.args, self.kwargs, self.tel.capture)
             except Exception as exc:
                 call.unread = f"counting stream tokens failed: {exc!r}"
-            meter(call, self.tel.settings)
+            meter(call)
         end_call(self.tel, call, self.span, self.started)
 
 

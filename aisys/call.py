@@ -57,6 +57,7 @@ class Call:
         "operation",
         "output_checks",
         "output_text",
+        "price_as",
         "prompt",
         "provider",
         "query",
@@ -136,6 +137,8 @@ class Call:
         """The ``provider:model`` that answered."""
         self.endpoint: str | None = None
         """The base URL of the target that answered (prices are matched by it)."""
+        self.price_as: str | None = None
+        """The provider whose price table prices the call (a gateway's ``price_as``)."""
         self.input_value: Any = None
         """The prompt (a string or messages), for steps that count it; never exported."""
         self.cost: Any = None

@@ -66,9 +66,11 @@ class Spec:
         "input_param",
         "kind",
         "model",
+        "model_default",
         "model_param",
         "name",
         "operation",
+        "price_as",
         "prompt",
         "provider",
         "tool_name",
@@ -86,9 +88,15 @@ class Spec:
         model: str | None = None,
         data_source: str | None = None,
         prompt: Any = None,
+        price_as: str | None = None,
     ) -> None:
         self.kind = kind
         self.prompt = prompt_facts(prompt)
+        if price_as is not None:
+            from aisys.metering.prices import check_price_as
+
+            price_as = check_price_as(price_as)
+        self.price_as = price_as
         if model is None and prompt is not None and getattr(prompt, "model", None):
             model = str(prompt.model).partition(":")[2] or prompt.model
             provider = provider or str(prompt.model).partition(":")[0] or None
@@ -108,6 +116,8 @@ class Spec:
         """Binds a call's arguments (``None`` if Python cannot tell the signature)."""
         params = list(signature.parameters.values()) if signature else []
         self.model_param = _find(params, ("model",))
+        self.model_default = _default_of(params, self.model_param)
+        """The ``model`` parameter's default, for calls that do not pass one."""
         self.input_param = _find(params, _INPUT_PARAMS) or _first_argument(params)
         self.top_k_param = _find(params, _TOP_K_PARAMS)
         self.fixed_start = (
@@ -119,7 +129,7 @@ class Spec:
         """A fresh `Call` for one invocation with the given arguments."""
         model = self.model
         if model is None and self.model_param is not None:
-            value = _argument(self.model_param, args, kwargs)
+            value = _argument(self.model_param, args, kwargs, self.model_default)
             model = value if isinstance(value, str) else None
         call = self._call(model, _SCOPE.get())
         if kwargs and self.kind == "llm":  # a tool's own `temperature=` is not one
@@ -140,6 +150,7 @@ class Spec:
         call.data_source = self.data_source
         call.tool_name = self.tool_name
         call.prompt = self.prompt
+        call.price_as = self.price_as
         return call
 
     def input_of(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -302,7 +313,7 @@ def _coroutine_wrapper(
             tel.deactivate(token)
             if plan is not None:
                 plan.record(call, route)
-            meter(call, tel.settings)
+            meter(call)
             if call.finishers:
                 await adrive(finish(call))
             tel.end(call, span, started)
@@ -320,13 +331,13 @@ def _coroutine_wrapper(
     return wrapper
 
 
-def meter(call: Call, settings: Any) -> None:
+def meter(call: Call) -> None:
     """Price the call (`aisys.metering.cost.meter`, loaded on the first call)."""
-    _metering()(call, settings)
+    _metering()(call)
 
 
 @functools.cache
-def _metering() -> Callable[[Call, Any], None]:
+def _metering() -> Callable[[Call], None]:
     from aisys.metering.cost import meter as metered  # keeps `import aisys` light
 
     return metered
@@ -335,7 +346,7 @@ def _metering() -> Callable[[Call, Any], None]:
 def _end_failed(tel: Telemetry, call: Call, span: Span, started: float) -> None:
     """End a call whose function raised (after its retries and fallbacks, if any)."""
     if call.attempts:
-        meter(call, tel.settings)
+        meter(call)
     end_call(tel, call, span, started)
 
 
@@ -377,7 +388,7 @@ def _conclude(
     spec.observe(call, result, args, kwargs, tel.capture)
     if spec.kind == "llm":
         call.response = result
-        meter(call, tel.settings)
+        meter(call)
     return result, False
 
 
@@ -496,15 +507,30 @@ def _first_argument(params: list[inspect.Parameter]) -> tuple[str, int | None] |
     return None
 
 
+def _default_of(
+    params: list[inspect.Parameter], param: tuple[str, int | None] | None
+) -> Any:
+    """The default value of ``param`` (``None`` when it has none)."""
+    if param is None:
+        return None
+    for candidate in params:
+        if candidate.name == param[0] and candidate.default is not candidate.empty:
+            return candidate.default
+    return None
+
+
 def _argument(
-    param: tuple[str, int | None], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    param: tuple[str, int | None],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    default: Any = None,
 ) -> Any:
     name, index = param
     if name in kwargs:
         return kwargs[name]
     if index is not None and index < len(args):
         return args[index]
-    return None
+    return default
 
 
 def _estimate_usage(call: Call, prompt: Any) -> None:

@@ -31,7 +31,8 @@ from aisys._sentinel import DEFAULT, Default
 from aisys.call import Call, prompt_facts, requests_made
 from aisys.context import _SCOPE, Scope
 from aisys.errors import ConfigError, ProviderConnectionError
-from aisys.metering.cost import meter
+from aisys.metering.cost import meter, public_cost
+from aisys.metering.prices import check_price_as
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.pipeline.chain import assemble, finish, run
 from aisys.pipeline.retry import Retry
@@ -64,7 +65,6 @@ from aisys.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
-    Cost,
     EmbeddingResponse,
     Usage,
 )
@@ -101,7 +101,6 @@ CHAT_PARAMS = frozenset(
 """The provider-neutral chat parameters; anything else goes in ``extra={...}``."""
 DEFAULT_RETRY = Retry()
 """The policy an LLM uses when ``retry=`` is not given: 3 attempts, 0.5 s doubling."""
-_UNKNOWN_COST = Cost()
 
 
 # -- effects: the only code here that does I/O ----------------------------------------
@@ -225,6 +224,7 @@ class LLMRequest:
 
     __slots__ = (
         "chain",
+        "first_index",
         "llm",
         "max_retries",
         "payload",
@@ -249,6 +249,9 @@ class LLMRequest:
         """The targets to route over, when not ``llm`` and its fallbacks."""
         self.response_model = response_model
         self.max_retries = max_retries
+        self.first_index = 0
+        """Where ``chain`` starts in the whole chain (past targets an output guard
+        refused), so fallback indexes count from the primary."""
 
     def _copy(self, **changes: Any) -> LLMRequest:
         clone = copy.copy(self)
@@ -357,10 +360,16 @@ class LLMRequest:
         labels = [llm.model for llm in chain]
         if target not in labels:
             return None
-        rest = chain[labels.index(target) + 1 :]
+        place = labels.index(target) + 1
+        rest = chain[place:]
         if not rest:
             return None
-        return self._copy(llm=rest[0], chain=tuple(rest), use_cache=False)
+        return self._copy(
+            llm=rest[0],
+            chain=tuple(rest),
+            use_cache=False,
+            first_index=self.first_index + place,
+        )
 
     @property
     def shares_flights(self) -> bool:
@@ -402,14 +411,17 @@ class LLMRequest:
         return self.llm.deadline or self.llm.target.timeout
 
     def priced_as(self) -> tuple[str | None, str | None, str | None]:
-        """Provider, model and endpoint of the LLM asked first."""
-        target = self.llm.target
+        """Provider, model and endpoint of the LLM asked first (``price_as`` wins)."""
+        llm = self.llm
+        target = llm.target
+        if llm.price_as is not None:
+            return llm.price_as, target.model, None
         return target.provider, target.model, target.base_url
 
     def retarget(self, model: str | LLM) -> LLMRequest:
         """The same request to another model (a budget's downgrade)."""
         llm = model if isinstance(model, LLM) else self.llm.sibling(model)
-        return self._copy(llm=llm, chain=None)
+        return self._copy(llm=llm, chain=None, first_index=0)
 
 
 class _Observed:
@@ -500,6 +512,11 @@ class LLM:
             docs/caching.md); ``llm.chat(..., cache=False)`` bypasses it for one call.
         guards: `aisys.guards` checks on the input (before anything is sent) and the
             answer (see docs/security.md).
+        price_as: Price calls from this provider's table (``"openai"``) whatever
+            the endpoint: for a gateway or proxy (LiteLLM, a company gateway) that
+            serves a provider's models at its prices. Without it an endpoint
+            genai-prices does not recognise is priced ``unknown`` (never $0).
+            Inherited by string fallbacks and downgrades of the same provider.
         transport: An ``httpx2`` transport to use instead of the network (tests, e.g.
             `aisys.testing.ScriptedTransport`).
         runtime: The aisys runtime whose telemetry, clock and breakers settings apply.
@@ -527,6 +544,7 @@ class LLM:
         budget: Any = None,
         cache: Any = None,
         guards: Sequence[Any] = (),
+        price_as: str | None = None,
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
@@ -552,6 +570,7 @@ class LLM:
                 )
                 raise ConfigError(msg, field="model")
         provider_name, model_name = parse_model(model)
+        self.price_as = check_price_as(price_as)
         self.provider: Provider = get_provider(provider_name)
         self.target: Target = self.provider.target(
             model_name,
@@ -620,6 +639,7 @@ class LLM:
             breaker_key=None if self.circuit is None else self._breaker_key,
             circuit=self.circuit if isinstance(self.circuit, CircuitBreaker) else None,
             endpoint=self.target.base_url,
+            price_as=self.price_as,
             subject=self,
         )
         self._route_targets = (
@@ -646,6 +666,7 @@ class LLM:
             headers=self.target.headers if same else None,
             retry=self.retry,
             circuit=self.circuit,
+            price_as=self.price_as if same else None,
             transport=self._transport if same else None,
             runtime=self._runtime,
         )
@@ -869,7 +890,7 @@ class LLM:
         except BaseException as exc:
             call.error = exc
             record_route(call, route)
-            meter(call, self.runtime.settings)
+            meter(call)
             yield from finish(call)
             raise
         result = finished(call, route, payload, result)
@@ -892,7 +913,7 @@ class LLM:
 
         def last(request: LLMRequest) -> Flow[T]:
             result = yield from request.llm._route_flow(
-                route, attempt, request.payload, request.chain
+                route, attempt, request.payload, request.chain, request.first_index
             )
             call.target = route.target
             return result
@@ -922,6 +943,7 @@ class LLM:
         attempt: Callable[[LLM, Any, float | None], Flow[T]],
         request: Any,
         chain: tuple[LLM, ...] | None = None,
+        first_index: int = 0,
     ) -> Flow[T]:
         targets = (
             self._route_targets
@@ -932,7 +954,7 @@ class LLM:
         def attempt_on(llm: LLM, left: float | None) -> Flow[T]:
             return attempt(llm, request, left)
 
-        return route_flow(route, targets, attempt_on)
+        return route_flow(route, targets, attempt_on, first_index)
 
     def _http(self, request: httpx2.Request, timeout: float | None) -> httpx2.Request:
         """Shorten the request's timeout to what the deadline leaves."""
@@ -1002,6 +1024,7 @@ class LLM:
         )
         call.server_address, call.server_port = self._server
         call.prompt = self._prompt_facts
+        call.price_as = self.price_as
         return call
 
     def finished(
@@ -1019,17 +1042,24 @@ class LLM:
         cached = isinstance(response, _Hit)
         if isinstance(response, _Hit):
             response = response.response
+        counted = True
         if response.usage.estimated:
-            response = estimate(response, request)
+            try:
+                response = estimate(response, request)
+            except Exception as exc:  # metering never fails an answered call
+                call.unread = f"counting its tokens failed: {exc!r}"
+                counted = False
         call.response = response
         call.provider = response.provider or call.provider
         read_result(call, response)
+        if not counted:
+            call.usage = None  # not counted is unknown, never 0 tokens at $0
         record_route(call, route)
-        meter(call, self.runtime.settings)
+        meter(call)
         facts = (
             requests_made(route.attempts),
             route.fallback_index,
-            call.cost.to_cost() if call.cost else _UNKNOWN_COST,
+            public_cost(call.cost),
             cached,
         )
         if cached:  # a stored answer, delivered alike on every hit: copied once
@@ -1062,10 +1092,8 @@ class LLM:
         call.estimated = response.usage.estimated
         call.response = response
         record_route(call, route)
-        meter(call, self.runtime.settings)
-        return response.model_copy(
-            update={"cost": call.cost.to_cost() if call.cost else _UNKNOWN_COST}
-        )
+        meter(call)
+        return response.model_copy(update={"cost": public_cost(call.cost)})
 
 
 # -- attempts (flows) ---------------------------------------------------------------

@@ -224,7 +224,7 @@ class _StreamCore:
             call.response_model = partial.model
         if self._route is not None:
             record_route(call, self._route)
-            meter(call, self._llm.runtime.settings)
+            meter(call)
         return True
 
     def _end(self) -> None:

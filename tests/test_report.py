@@ -113,16 +113,17 @@ def _json(*args: str) -> list[dict[str, Any]]:
 
 def test_report_by_model_equals_a_hand_summary(traces: Path) -> None:
     rows = {row["group"]: row for row in _json(str(traces))}
-    cheap = rows["cheap"]  # grouped by the model asked for
-    assert (cheap["calls"], cheap["errors"], cheap["retries"]) == (4, 0, 1)
-    assert cheap["fallbacks"] == 1
-    assert (cheap["input_tokens"], cheap["output_tokens"]) == (6010, 1510)
-    # (6000 * $1 + 1500 * $2) / 1e6, plus the fallback's (10 * $10 + 10 * $20) / 1e6
-    assert cheap["cost_usd"] == pytest.approx(0.009 + 0.0003)
+    cheap = rows["cheap"]  # grouped by the model that answered
+    assert (cheap["calls"], cheap["errors"], cheap["retries"]) == (3, 0, 1)
+    assert cheap["fallbacks"] == 0
+    assert (cheap["input_tokens"], cheap["output_tokens"]) == (6000, 1500)
+    assert cheap["cost_usd"] == pytest.approx(0.009)  # (6000 * $1 + 1500 * $2) / 1e6
     assert cheap["unpriced_calls"] == 0
-    dear = rows["dear"]
-    assert (dear["calls"], dear["errors"]) == (2, 1)
-    assert dear["cost_usd"] == pytest.approx((100 * 10 + 100 * 20) / 1e6)
+    dear = rows["dear"]  # its own two calls, and the one it answered for cheap
+    assert (dear["calls"], dear["errors"], dear["fallbacks"]) == (3, 1, 1)
+    assert (dear["input_tokens"], dear["output_tokens"]) == (110, 110)
+    # (100 * $10 + 100 * $20) / 1e6, plus the fallback's (10 * $10 + 10 * $20) / 1e6
+    assert dear["cost_usd"] == pytest.approx(0.003 + 0.0003)
     mystery = rows["mystery"]
     assert mystery["cost_usd"] is None  # unknown is never $0
     assert mystery["unpriced_calls"] == 1
@@ -179,7 +180,7 @@ def test_csv_and_table(traces: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["report", str(traces)]) == 0
     table = capsys.readouterr().out
     assert "cheap" in table
-    assert "$0.009300" in table
+    assert "$0.009000" in table
     assert "no known price" in table
 
 

@@ -32,7 +32,12 @@ GROUPS = {
     "user": ("user.id",),
     "operation": ("gen_ai.operation.name",),
 }
-"""What each ``--group-by`` reads, first found wins; ``day`` groups by the UTC date."""
+"""What each ``--group-by`` reads, first found wins; ``day`` groups by the UTC date.
+
+``model`` and ``provider`` read the target that answered first (``aisys.target``, set
+after fallbacks and downgrades), so a call is counted under the model that answered it.
+"""
+_ANSWERED_BY = frozenset({"model", "provider"})
 _NOT_MODEL_CALLS = frozenset({"retrieval", "execute_tool"})
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -87,6 +92,11 @@ class Row:
             self.saved_usd = (self.saved_usd or Decimal(0)) + Decimal(str(saved))
         self.durations_ms.append(duration_ms)
 
+    def move_cost(self, usd: Decimal, to: Row) -> None:
+        """Charge ``usd`` of this row's cost to ``to`` (a failed attempt's own model)."""
+        self.cost_usd = (self.cost_usd or Decimal(0)) - usd
+        to.cost_usd = (to.cost_usd or Decimal(0)) + usd
+
     def as_dict(self) -> dict[str, Any]:
         """The row as DESIGN.md names its fields (money as a float, or null)."""
         return {
@@ -121,7 +131,12 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
-    """The logical call spans in JSONL files (attempt children and traces left out)."""
+    """The logical call spans in JSONL files, and the attempts that were billed.
+
+    Attempt children are left out (a call is counted once) unless a failed attempt
+    was billed (``aisys.attempt.cost.usd``): its cost belongs to its own model.
+    Traces and other spans are left out.
+    """
     for path in paths:
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, 1):
@@ -135,7 +150,10 @@ def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
                 attrs = span.get("attributes") or {}
                 if "gen_ai.operation.name" not in attrs:
                     continue  # aisys.trace blocks and other spans
-                if "aisys.attempt.number" in attrs:
+                if (
+                    "aisys.attempt.number" in attrs
+                    and "aisys.attempt.cost.usd" not in attrs
+                ):
                     continue  # one child per attempt: the call is counted once
                 yield span
 
@@ -145,6 +163,11 @@ def _group_of(span: dict[str, Any], by: str) -> str:
         start = int(span.get("start_time_unix_nano") or 0) / 1e9
         return datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
     attrs = span.get("attributes") or {}
+    if by in _ANSWERED_BY:
+        answered = attrs.get("aisys.target")
+        if answered and "aisys.attempt.number" not in attrs:
+            provider, _, model = str(answered).partition(":")
+            return model if by == "model" else provider
     if by == "prompt" and attrs.get("aisys.prompt.name"):
         version = attrs.get("aisys.prompt.version")
         name = str(attrs["aisys.prompt.name"])
@@ -162,20 +185,49 @@ def summarise(
     """Rows per group, the costliest first (then by calls)."""
     cutoff = None if since_s is None else (time.time() - since_s) * 1e9
     rows: dict[str, Row] = {}
+
+    def row_of(group: str) -> Row:
+        row = rows.get(group)
+        if row is None:
+            row = rows[group] = Row(group)
+        return row
+
+    # A failed attempt that was billed is charged to its own model, not to the call's:
+    # its child span may come before or after its call's span.
+    # Attempts seen before their call; calls of several attempts (group, priced).
+    waiting: dict[str, list[tuple[str, Decimal]]] = {}
+    callers: dict[str, tuple[str, bool]] = {}
     for span in spans:
-        operation = (span.get("attributes") or {}).get("gen_ai.operation.name")
+        attrs = span.get("attributes") or {}
+        operation = attrs.get("gen_ai.operation.name")
         if by != "operation" and operation in _NOT_MODEL_CALLS:
             continue  # retrieval and tool spans have no model: see --group-by operation
         start = int(span.get("start_time_unix_nano") or 0)
         if cutoff is not None and start < cutoff:
             continue
-        end = int(span.get("end_time_unix_nano") or start)
         group = _group_of(span, by)
-        row = rows.get(group)
-        if row is None:
-            row = rows[group] = Row(group)
+        if "aisys.attempt.number" in attrs:  # a billed attempt (see read_calls)
+            if by not in _ANSWERED_BY:
+                continue  # the call's own group holds its cost already
+            usd = Decimal(str(attrs["aisys.attempt.cost.usd"]))
+            caller = callers.get(str(span.get("parent_span_id")))
+            if caller is None:
+                waiting.setdefault(str(span.get("parent_span_id")), []).append(
+                    (group, usd)
+                )
+            elif caller[1] and caller[0] != group:
+                row_of(caller[0]).move_cost(usd, row_of(group))
+            continue
+        end = int(span.get("end_time_unix_nano") or start)
         failed = (span.get("status") or {}).get("code") == "ERROR"
-        row.add(span.get("attributes") or {}, failed, (end - start) / 1e6)
+        row_of(group).add(attrs, failed, (end - start) / 1e6)
+        if by in _ANSWERED_BY and int(attrs.get("aisys.retry.attempts", 1) or 1) > 1:
+            priced = attrs.get("aisys.cost.usd") is not None
+            span_id = str(span.get("span_id"))
+            callers[span_id] = (group, priced)
+            for attempt_group, usd in waiting.pop(span_id, ()):
+                if priced and attempt_group != group:
+                    row_of(group).move_cost(usd, row_of(attempt_group))
     return sorted(
         rows.values(),
         key=lambda r: (r.cost_usd or Decimal(-1), r.calls),

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from aisys.errors import AisysWarning
+from aisys._warn import warn_user
+from aisys.errors import ConfigError
 from aisys.metering.prices import (
+    _DATED,
     _FEMTO,
     Price,
     enable_price_updates,
     find_price,
-    load_price_file,
+    use_price_file,
 )
 
 if TYPE_CHECKING:
@@ -32,12 +33,16 @@ __all__ = [
     "estimate_cost",
     "meter",
     "price_usage",
+    "priced_where",
+    "public_cost",
     "reset_warnings",
     "split_model",
+    "unknown_price_reason",
+    "use_settings",
 ]
 
 _log = logging.getLogger("aisys")
-_WARNED: set[tuple[str | None, str]] = set()
+_WARNED: set[tuple[str | None, str, str | None]] = set()
 _WARNED_LOCK = threading.Lock()
 _USAGE_FIELDS = (
     "input_tokens",
@@ -130,6 +135,18 @@ _UNKNOWN = CallCost()
 _ZERO_COSTS: dict[str | None, Cost] = {}
 
 
+def public_cost(cost: CallCost | None) -> Cost:
+    """``cost`` as the `aisys.Cost` a response carries; unknown if it cannot be made."""
+    if cost is not None:
+        try:
+            return cost.to_cost()
+        except Exception:  # metering never fails an answered call
+            _log.warning("aisys could not report a call's cost", exc_info=True)
+    import aisys.types as types
+
+    return types.Cost()
+
+
 def split_model(model: str, provider: str | None = None) -> tuple[str | None, str]:
     """``"openai:gpt-4o"`` → (``"openai"``, ``"gpt-4o"``); a bare name keeps ``provider``."""
     head, sep, tail = model.partition(":")
@@ -141,31 +158,52 @@ def split_model(model: str, provider: str | None = None) -> tuple[str | None, st
 _NO_MODEL = "(no model)"
 
 
-def _warn_unknown(provider: str | None, model: str) -> None:
-    key = (provider, model)
+def priced_where(
+    provider: str | None, endpoint: str | None, price_as: str | None
+) -> tuple[str | None, str | None]:
+    """The provider and endpoint a price is looked up by: ``price_as`` wins over both."""
+    return (price_as, None) if price_as else (provider, endpoint)
+
+
+def unknown_price_reason(
+    provider: str | None, model: str | None, endpoint: str | None = None
+) -> str:
+    """Why a call has no price, and the fix, in one sentence for a warning."""
+    name = f"{provider}:{_DATED.sub('', model)}" if provider and model else str(model)
+    if model is None or model == _NO_MODEL:
+        return (
+            f"a call{f' to {provider}' if provider else ''} names no model, so its "
+            "cost is reported as unknown (never $0). Pass model= to @traced_llm, or "
+            "return the provider's response (it names its model)"
+        )
+    if endpoint is not None:
+        return (
+            f"no price known for {name} at {endpoint}: genai-prices does not know that "
+            "endpoint (a local server or a gateway), so its cost is reported as "
+            "unknown (never $0). If it serves a provider's models at that provider's "
+            f"prices, pass price_as={provider or 'openai'!r} to aisys.LLM (or "
+            "@traced_llm); otherwise add a price with "
+            f"aisys.register_price({name!r}, input=..., output=...) or the "
+            "prices_path setting"
+        )
+    return (
+        f"no price known for {name}: its cost is reported as unknown (never $0). "
+        f"Add one with aisys.register_price({name!r}, input=..., output=...) or "
+        "the prices_path setting (USD per million tokens)"
+    )
+
+
+def _warn_unknown(
+    provider: str | None, model: str, endpoint: str | None = None
+) -> None:
+    key = (provider, model, endpoint)
     if key in _WARNED:
         return
     with _WARNED_LOCK:
         if key in _WARNED:
             return
         _WARNED.add(key)
-    name = f"{provider}:{model}" if provider else model
-    if model == _NO_MODEL:
-        message = (
-            f"a call{f' to {provider}' if provider else ''} names no model, so its "
-            "cost is reported as unknown (never $0). Pass model= to @traced_llm, or "
-            "return the provider's response (it names its model)"
-        )
-    else:
-        message = (
-            f"no price known for {name}: its cost is reported as unknown (never $0). "
-            f"Add one with aisys.register_price({name!r}, input=..., output=...) or "
-            "the prices_path setting (USD per million tokens)"
-        )
-    try:
-        warnings.warn(message, AisysWarning, stacklevel=4)
-    except AisysWarning:  # warnings turned into errors must not fail the call
-        _log.warning(message)
+    warn_user(unknown_price_reason(provider, model, endpoint))
 
 
 def reset_warnings() -> None:
@@ -188,6 +226,11 @@ def price_usage(
     )
 
 
+_USAGE_KEYS = frozenset(
+    (*_USAGE_FIELDS, "reasoning_output_tokens", "total_tokens", "estimated")
+)
+
+
 def _usage_dict(usage: Any) -> tuple[dict[str, int], bool]:
     if isinstance(usage, Mapping):
         fields = {k: int(usage[k]) for k in _USAGE_FIELDS if usage.get(k) is not None}
@@ -205,10 +248,34 @@ def estimate_cost(model: str, usage: Any, *, provider: str | None = None) -> Cos
 
     Added in 0.1.
     """
-    from aisys.types import Cost
+    from aisys.types import Cost, Usage
 
+    if not isinstance(model, str) or not model:
+        msg = f"estimate_cost(model=) takes 'model' or 'provider:model', got {model!r}"
+        raise ConfigError(msg, field="model")
+    if isinstance(usage, Mapping):
+        unknown = sorted(str(key) for key in usage if key not in _USAGE_KEYS)
+        if unknown:
+            msg = (
+                f"estimate_cost(usage=) got unknown key(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_USAGE_KEYS - {'total_tokens'}))}"
+            )
+            raise ConfigError(msg, field="usage")
+        try:
+            Usage.model_validate(
+                {k: v for k, v in usage.items() if k != "total_tokens"}
+            )
+        except ValueError as exc:
+            msg = f"estimate_cost(usage=) takes whole token counts >= 0: {exc}"
+            raise ConfigError(msg, field="usage") from None
+    elif not isinstance(usage, Usage):
+        msg = (
+            "estimate_cost(usage=) takes an aisys.Usage or a dict of its fields, got "
+            f"{type(usage).__name__}"
+        )
+        raise ConfigError(msg, field="usage")
     provider, name = split_model(model, provider)
-    _load_price_file()
+    _default_settings()
     price = find_price(provider, name)
     tokens, estimated = _usage_dict(usage)
     parts = price_usage(price, tokens)
@@ -224,28 +291,48 @@ def estimate_cost(model: str, usage: Any, *, provider: str | None = None) -> Cos
     )
 
 
-def _load_price_file() -> None:
+def _default_settings() -> None:
+    """Read the default runtime's settings, so its prices file is in force."""
     import aisys
 
-    use_settings(aisys._DEFAULT.settings)
+    aisys._DEFAULT.settings  # noqa: B018 - reading them puts their prices in force
 
 
 def use_settings(settings: Any) -> None:
-    """Apply the price settings: the override file, and opted-in updates."""
-    if settings.prices_path is not None:
-        load_price_file(settings.prices_path)
+    """Put the price settings in force: the prices file, and opted-in updates.
+
+    Raises `aisys.ConfigError` for a bad file, leaving the prices in force as they were.
+    """
+    use_price_file(settings.prices_path)
     if settings.price_updates:
         enable_price_updates()
 
 
-def meter(call: Call, settings: Any = None) -> None:
-    """Price the call (see `_meter`); a cache hit spends nothing and saves its price."""
-    _meter(call, settings)
+def meter(call: Call) -> None:
+    """Price the call (see `_meter`); a cache hit spends nothing and saves its price.
+
+    Never raises: a price that cannot be read makes the call's cost ``unknown``, with
+    one warning. Metering must not fail a call that succeeded.
+    """
+    try:
+        _meter(call)
+    except Exception as exc:
+        call.cost = _UNKNOWN if call.usage else None
+        key = ("(failed)", type(exc).__name__, None)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warn_user(
+                f"aisys could not price a call ({type(exc).__name__}: {exc}); its "
+                "cost is reported as unknown"
+            )
+        return
     if call.cache_hit:
         cost = call.cost
-        call.cache_saved_usd = cost.usd_float if cost is not None else None
-        table = cost.price_table if cost is not None else None
-        call.cost = CallCost(0, 0, "priced", table, femto=True)
+        if cost is None or cost.usd is None:  # unpriced: the saving is unknown too
+            call.cache_saved_usd = None
+            return
+        call.cache_saved_usd = cost.usd_float
+        call.cost = CallCost(0, 0, "priced", cost.price_table, femto=True)
 
 
 def _billed_failures(attempts: list[Any]) -> bool:
@@ -256,24 +343,23 @@ def _billed_failures(attempts: list[Any]) -> bool:
     return False
 
 
-def _meter(call: Call, settings: Any = None) -> None:
+def _meter(call: Call) -> None:
     """Price the call: its answer, plus what failed attempts were billed.
 
     Sets ``call.cost`` (a `CallCost`; ``None`` when nothing was billed) and each billed
     attempt's ``cost``, and adds billed attempts' tokens to ``call.usage``, so the
     call's usage and cost are everything the provider charged for.
     """
-    if settings is not None and (settings.prices_path or settings.price_updates):
-        use_settings(settings)
     if not _billed_failures(call.attempts):  # the common case: one answer to price
         usage = call.usage
         if not usage or call.kind != "llm" or call.error is not None:
             call.cost = None
             return
         model = call.response_model or call.request_model
-        price = find_price(call.provider, model, call.endpoint) if model else None
+        provider, endpoint = priced_where(call.provider, call.endpoint, call.price_as)
+        price = find_price(provider, model, endpoint) if model else None
         if price is None:
-            _warn_unknown(call.provider, model or _NO_MODEL)
+            _warn_unknown(provider, model or _NO_MODEL, endpoint)
             call.cost = _UNKNOWN
             return
         status = "estimated" if call.estimated else "priced"
@@ -292,12 +378,16 @@ def _meter(call: Call, settings: Any = None) -> None:
     parts: list[tuple[str | None, str | None, str | None, dict[str, int], Any]] = []
     if call.usage and call.kind == "llm" and call.error is None:
         model = call.response_model or call.request_model
-        parts.append((call.provider, model, call.endpoint, dict(call.usage), None))
+        provider, endpoint = priced_where(call.provider, call.endpoint, call.price_as)
+        parts.append((provider, model, endpoint, dict(call.usage), None))
     for attempt in call.attempts:
         if attempt.outcome == "error" and attempt.usage is not None:
             tokens, _ = _usage_dict(attempt.usage)
             provider, model = split_model(attempt.target)
-            parts.append((provider, model, attempt.endpoint, tokens, attempt))
+            provider, endpoint = priced_where(
+                provider, attempt.endpoint, attempt.price_as
+            )
+            parts.append((provider, model, endpoint, tokens, attempt))
             merged = dict(call.usage or {})
             for key, value in tokens.items():
                 merged[key] = merged.get(key, 0) + value
@@ -313,7 +403,7 @@ def _meter(call: Call, settings: Any = None) -> None:
         priced = price_usage(price, tokens)
         if priced is None or price is None:
             known = False
-            _warn_unknown(provider, model or _NO_MODEL)
+            _warn_unknown(provider, model or _NO_MODEL, endpoint)
             continue
         usd_in += priced[0]
         usd_out += priced[1]

@@ -10,6 +10,7 @@ background auto-update is never started unless the user asks for it
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -24,14 +25,17 @@ from aisys.errors import ConfigError
 __all__ = [
     "Price",
     "Rate",
+    "check_price_as",
     "clear_overrides",
     "enable_price_updates",
     "find_price",
-    "load_price_file",
+    "read_price_file",
     "register_price",
     "table_version",
+    "use_price_file",
 ]
 
+_log = logging.getLogger("aisys")
 _MILLION = Decimal(1_000_000)
 _DATED = re.compile(r"[-@](\d{4}-\d{2}-\d{2}|\d{8})$")
 
@@ -136,7 +140,10 @@ class Price:
 
 # -- overrides ------------------------------------------------------------------------
 
-_OVERRIDES: dict[str, Price] = {}
+_REGISTERED: dict[str, Price] = {}
+"""Prices from `register_price`: they win over the file and the database."""
+_FILE: tuple[Path | None, dict[str, Price]] = (None, {})
+"""The prices file in force (the ``prices_path`` setting) and its prices."""
 _LOCK = threading.Lock()
 _RESOLVED: dict[tuple[str | None, str, str | None, int], Price | None] = {}
 
@@ -146,10 +153,30 @@ def _decimal(value: Any, what: str) -> Decimal:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         number = Decimal(-1)
-    if not number.is_finite() or number < 0:
+    if isinstance(value, bool) or not number.is_finite() or number < 0:
         msg = f"{what} must be a non-negative number of USD per million tokens, got {value!r}"
         raise ConfigError(msg, field="prices")
     return number
+
+
+def _price(
+    model: str,
+    input: Any,
+    output: Any,
+    cache_read: Any = None,
+    cache_write: Any = None,
+) -> Price:
+    """A checked override: every amount a non-negative number of USD per million."""
+    return Price(
+        input=Rate(_decimal(input, f"{model} input")),
+        output=Rate(_decimal(output, f"{model} output")),
+        cache_read=None
+        if cache_read is None
+        else Rate(_decimal(cache_read, f"{model} cache_read")),
+        cache_write=None
+        if cache_write is None
+        else Rate(_decimal(cache_write, f"{model} cache_write")),
+    )
 
 
 def register_price(
@@ -163,49 +190,43 @@ def register_price(
     """Price ``model`` (``"provider:model"`` or ``"model"``) in USD per million tokens.
 
     An override always wins over the database, and matches the model's dated snapshots
-    too (``gpt-4o-mini`` prices ``gpt-4o-mini-2024-07-18``). Cached tokens without a
-    cache price are charged the input price.
+    too (``gpt-4o-mini`` prices ``gpt-4o-mini-2024-07-18``). A ``"provider:model"``
+    override is also what the bare ``"model"`` finds when the database places that
+    model with that provider. Cached tokens without a cache price are charged the
+    input price.
 
     Added in 0.1.
     """
-    price = Price(
-        input=Rate(_decimal(input, f"{model} input")),
-        output=Rate(_decimal(output, f"{model} output")),
-        cache_read=None
-        if cache_read is None
-        else Rate(_decimal(cache_read, f"{model} cache_read")),
-        cache_write=None
-        if cache_write is None
-        else Rate(_decimal(cache_write, f"{model} cache_write")),
-    )
+    if not isinstance(model, str) or not model.strip():
+        msg = f"register_price(model=) takes 'provider:model' or 'model', got {model!r}"
+        raise ConfigError(msg, field="model")
+    price = _price(model, input, output, cache_read, cache_write)
     with _LOCK:
-        _OVERRIDES[model.lower()] = price
+        _REGISTERED[model.lower()] = price
         _RESOLVED.clear()
 
 
 def clear_overrides() -> None:
-    """Forget every registered price and price file (tests)."""
+    """Forget every registered price and the price file (tests)."""
+    global _FILE
     with _LOCK:
-        _OVERRIDES.clear()
+        _REGISTERED.clear()
+        _FILE = (None, {})
         _RESOLVED.clear()
-        _LOADED_FILES.clear()
 
 
-_LOADED_FILES: set[Path] = set()
-
-
-def load_price_file(path: Path) -> None:
-    """Register the prices of a JSON, TOML or YAML file (once per path).
+def read_price_file(path: Path) -> dict[str, Price]:
+    """The prices of a JSON, TOML or YAML file, every entry checked.
 
     The file maps ``"provider:model"`` (or ``"model"``) to ``{input, output,
-    cache_read, cache_write}`` in USD per million tokens.
+    cache_read, cache_write}`` in USD per million tokens. Raises `aisys.ConfigError`
+    naming the file and the entry at fault; registers nothing.
     """
-    if path in _LOADED_FILES:
-        return
+    where = f"prices_path {str(path)!r}"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        msg = f"prices_path {str(path)!r} cannot be read: {exc}"
+        msg = f"{where} cannot be read: {exc}"
         raise ConfigError(msg, field="prices_path") from exc
     suffix = path.suffix.lower()
     try:
@@ -220,48 +241,70 @@ def load_price_file(path: Path) -> None:
 
             data = yaml.safe_load(text)
         else:
-            msg = f"prices_path {str(path)!r} must end in .json, .toml, .yaml or .yml"
+            msg = f"{where} must end in .json, .toml, .yaml or .yml"
             raise ConfigError(msg, field="prices_path")
     except ConfigError:
         raise
     except Exception as exc:
-        msg = f"prices_path {str(path)!r} is not valid {suffix[1:].upper()}: {exc}"
+        msg = f"{where} is not valid {suffix[1:].upper()}: {exc}"
         raise ConfigError(msg, field="prices_path") from exc
     if not isinstance(data, Mapping):
-        msg = f"prices_path {str(path)!r} must map model names to prices"
+        msg = f"{where} must map model names to prices"
         raise ConfigError(msg, field="prices_path")
+    prices: dict[str, Price] = {}
     for model, fields in data.items():
         if not isinstance(fields, Mapping) or not {"input", "output"} <= set(fields):
             msg = (
-                f"prices_path {str(path)!r}: {model!r} needs at least 'input' and "
-                "'output' (USD per million tokens)"
+                f"{where}: {model!r} needs at least 'input' and 'output' (USD per "
+                "million tokens)"
             )
             raise ConfigError(msg, field="prices_path")
         unknown = set(fields) - {"input", "output", "cache_read", "cache_write"}
         if unknown:
             msg = (
-                f"prices_path {str(path)!r}: {model!r} has unknown fields "
-                f"{sorted(unknown)}; known: input, output, cache_read, cache_write"
+                f"{where}: {model!r} has unknown fields {sorted(unknown)}; known: "
+                "input, output, cache_read, cache_write"
             )
             raise ConfigError(msg, field="prices_path")
-        register_price(str(model), **fields)
-    _LOADED_FILES.add(path)
+        try:
+            prices[str(model).lower()] = _price(str(model), **fields)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}", field="prices_path") from None
+    return prices
+
+
+def use_price_file(path: Path | None) -> None:
+    """Put the prices of ``path`` in force in place of the previous file's (``None``: none).
+
+    The file is read and checked whole first: a bad file raises `aisys.ConfigError`
+    (naming the file and the entry) and the prices in force stay as they were. The
+    same path again is not read again.
+    """
+    global _FILE
+    if path == _FILE[0]:
+        return
+    prices = read_price_file(path) if path is not None else {}
+    with _LOCK:
+        _FILE = (path, prices)
+        _RESOLVED.clear()
 
 
 def _override(provider: str | None, model: str) -> Price | None:
-    if not _OVERRIDES:
+    registered, from_file = _REGISTERED, _FILE[1]
+    if not registered and not from_file:
         return None
     name = model.lower()
     undated = _DATED.sub("", name)
     candidates = [name, undated] if undated != name else [name]
-    for candidate in candidates:
-        if provider is not None:
-            price = _OVERRIDES.get(f"{provider.lower()}:{candidate}")
+    for table in (registered, from_file):
+        for candidate in candidates:
+            if provider is not None:
+                price = table.get(f"{provider.lower()}:{candidate}")
+                if price is not None:
+                    return price
+            price = table.get(candidate)
             if price is not None:
                 return price
-        price = _OVERRIDES.get(candidate)
-        if price is not None:
-            return price
     return None
 
 
@@ -330,6 +373,21 @@ def _from_database(
     )
 
 
+def _owner(model: str) -> str | None:
+    """The provider the database places a bare model name with, when overrides exist."""
+    if not _REGISTERED and not _FILE[1]:
+        return None
+    from genai_prices import data_snapshot
+
+    try:
+        found = data_snapshot.get_snapshot().find_provider_model(
+            model, None, None, None
+        )
+    except LookupError:
+        return None
+    return str(found[0].id)
+
+
 # Endpoints of the built-in adapters: the provider is known, the URL adds nothing.
 _DEFAULT_ENDPOINTS = frozenset(
     {"https://api.openai.com/v1", "https://api.anthropic.com"}
@@ -353,13 +411,43 @@ def find_price(
     except KeyError:
         pass
     price = _override(provider, model)
-    if price is None and provider not in _UNPRICED_PROVIDERS:
-        price = _from_database(provider, model, endpoint)
+    try:
+        if price is None and provider is None and endpoint is None:
+            owner = _owner(model)  # a bare name: the provider's own override wins
+            if owner is not None:
+                price = _override(owner, model)
+        if price is None and provider not in _UNPRICED_PROVIDERS:
+            price = _from_database(provider, model, endpoint)
+    except Exception:  # a table that cannot be read prices nothing: unknown
+        _log.warning(
+            "aisys could not read genai-prices' table for %s; the price is unknown",
+            model,
+            exc_info=True,
+        )
     with _LOCK:
         if len(_RESOLVED) > 4096:  # dates roll over; keep the table bounded
             _RESOLVED.clear()
         _RESOLVED[key] = price
     return price
+
+
+def check_price_as(price_as: Any) -> str | None:
+    """``price_as=`` checked: ``None``, or a provider genai-prices has a table for."""
+    if price_as is None:
+        return None
+    ids: list[str] = []
+    if isinstance(price_as, str):
+        from genai_prices import data_snapshot
+
+        ids = sorted(p.id for p in data_snapshot.get_snapshot().providers)
+        if price_as.lower() in ids:
+            return price_as.lower()
+    shown = ", ".join(ids[:12]) + (", …" if len(ids) > 12 else "")
+    msg = (
+        "price_as= takes the name of a provider whose price table applies (e.g. "
+        f"'openai', 'anthropic'; genai-prices knows {shown or 'none'}), got {price_as!r}"
+    )
+    raise ConfigError(msg, field="price_as")
 
 
 # Providers whose models are never in a public price table.

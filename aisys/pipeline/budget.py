@@ -215,7 +215,7 @@ def estimate_usd(
 
         try:
             input_tokens = count_tokens(call.input_value, model)
-        except (TypeError, ValueError):
+        except Exception:  # uncountable input: the output estimate still applies
             input_tokens = 0
     params = call.request_params
     output = params.get("max_tokens") or params.get("max_completion_tokens")

@@ -76,6 +76,7 @@ class FunctionRoute:
         provider: str | None,
         circuit: CircuitBreaker | None = None,
         use_circuit: bool = True,
+        price_as: str | None = None,
     ) -> None:
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
             msg = (
@@ -104,6 +105,7 @@ class FunctionRoute:
                 if use_circuit
                 else None,
                 circuit=circuit,
+                price_as=price_as,
                 subject=function,
             )
             for function in (fn, *fallbacks)
@@ -276,7 +278,8 @@ class Invocation:
 
     def priced_as(self) -> tuple[str | None, str | None, str | None]:
         """Provider and model as the call knows them (no endpoint in decorator mode)."""
-        return self.call.provider, self.call.request_model, None
+        call = self.call
+        return call.price_as or call.provider, call.request_model, None
 
     def retarget(self, model: Any) -> Invocation:
         """The same call with the function's ``model`` argument replaced."""

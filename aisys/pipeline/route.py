@@ -73,6 +73,8 @@ class Attempt:
     """Usage the provider reported for this attempt, even if it then failed."""
     endpoint: str | None = None
     """The target's base URL, for pricing."""
+    price_as: str | None = None
+    """The provider whose prices apply (``LLM(price_as=...)``), for pricing."""
     cost: Any = None
     """USD this attempt was billed (a `Decimal`), when it failed after usage was reported."""
 
@@ -279,6 +281,8 @@ class RouteTarget:
     """This target's thresholds; ``None``: the route's (from settings)."""
     endpoint: str | None = None
     """The target's base URL, kept on its attempts for pricing."""
+    price_as: str | None = None
+    """The provider whose price table prices this target (a gateway's ``price_as``)."""
     subject: Any = None
     """What the attempt runs against (an `LLM`, a function): handed to the attempt."""
 
@@ -296,7 +300,8 @@ class Route:
     fallback_index: int = 0
     target: str | None = None
     endpoint: str | None = None
-    started_at: float = 0.0
+    price_as: str | None = None
+    started_at: float | None = None
 
     @classmethod
     def configured(
@@ -317,8 +322,8 @@ class Route:
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or ``None`` without one."""
-        if self.deadline_s is None:
-            return None
+        if self.deadline_s is None or self.started_at is None:
+            return self.deadline_s
         return self.deadline_s - (self.clock.now() - self.started_at)
 
     def _begin(
@@ -332,6 +337,7 @@ class Route:
             started_at=self.clock.now(),
             wait_s=wait_s,
             endpoint=target.endpoint,
+            price_as=target.price_as,
         )
         self.attempts.append(attempt)
         return attempt
@@ -354,19 +360,24 @@ def route_flow(
     route: Route,
     targets: Sequence[RouteTarget],
     run: Callable[[Any, float | None], Flow[T]],
+    first_index: int = 0,
 ) -> Flow[T]:
     """Try ``targets`` in order under one deadline; returns the first success.
 
     ``run(target.subject, seconds_left)`` makes one attempt's flow (``seconds_left``
-    is ``None`` without a deadline).
+    is ``None`` without a deadline). ``first_index`` is the first target's place in
+    the whole chain, when a route goes on past a target that answered (an output
+    guard's fallback): fallback indexes count from the primary, and the deadline
+    runs from the route's first attempt.
 
     A single target re-raises its last error; a chain raises `AllTargetsFailedError`
     once no target is left (or the deadline passed). An error ``fallback_on`` rejects
     (a malformed request) is raised at once: no other target would take it.
     """
-    route.started_at = route.clock.now()
+    if route.started_at is None:
+        route.started_at = route.clock.now()
     errors: list[BaseException] = []
-    for index, target in enumerate(targets):
+    for index, target in enumerate(targets, first_index):
         breaker = _breaker(target.breaker_key) if target.breaker_key else None
         circuit = target.circuit or route.circuit
         try:
@@ -386,6 +397,7 @@ def route_flow(
             route.fallback_index = index
             route.target = target.label
             route.endpoint = target.endpoint
+            route.price_as = target.price_as
             return result
         if _deadline_passed(route):
             break
@@ -457,6 +469,7 @@ def record_route(call: Call, route: Route) -> None:
     call.fallback_index = route.fallback_index if route.target is not None else None
     call.target = route.target
     call.endpoint = route.endpoint
+    call.price_as = route.price_as
 
 
 def _all_failed(route: Route, errors: list[BaseException]) -> AllTargetsFailedError:

@@ -7,6 +7,7 @@ provider. Each exporter sits behind a bounded batch processor that counts what i
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from collections import OrderedDict
@@ -25,6 +26,8 @@ from opentelemetry.trace import format_span_id, format_trace_id
 from aisys.settings import Settings
 from aisys.telemetry import attributes as A
 
+_log = logging.getLogger("aisys")
+
 __all__ = [
     "BoundedBatchSpanProcessor",
     "ConsoleTreeExporter",
@@ -34,17 +37,68 @@ __all__ = [
 ]
 
 
+class _Counted(SpanExporter):
+    """An exporter whose failed exports are counted (and never raise into the SDK)."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+        self.failures = 0
+        self._warned = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export; a failure or an exception is counted and warned about once."""
+        try:
+            result = self.exporter.export(spans)
+        except Exception as exc:
+            result = SpanExportResult.FAILURE
+            self._warn(f"{type(exc).__name__}: {exc}")
+        else:
+            if result is not SpanExportResult.SUCCESS:
+                self._warn("the exporter reported a failure")
+        if result is not SpanExportResult.SUCCESS:
+            self.failures += 1
+        return result
+
+    def _warn(self, reason: str) -> None:
+        if not self._warned:
+            self._warned = True
+            _log.warning(
+                "aisys could not export %s spans (%s); aisys.flush() returns False "
+                "while exports fail",
+                type(self.exporter).__name__,
+                reason,
+            )
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped exporter."""
+        return self.exporter.force_flush(timeout_millis)
+
+
 class BoundedBatchSpanProcessor(BatchSpanProcessor):
-    """The SDK's batch processor, counting the spans it drops when its queue is full."""
+    """The SDK's batch processor, counting the spans it drops when its queue is full.
+
+    It also counts the batches its exporter failed to export (`failed_exports`), so
+    `aisys.flush` can say that spans were lost.
+    """
 
     def __init__(self, exporter: SpanExporter, max_queue_size: int) -> None:
+        self._counted = _Counted(exporter)
         super().__init__(
-            exporter,
+            self._counted,
             max_queue_size=max_queue_size,
             max_export_batch_size=min(512, max_queue_size),
         )
         self.max_queue_size = max_queue_size
         self.dropped = 0
+
+    @property
+    def failed_exports(self) -> int:
+        """Batches the exporter could not export, since start."""
+        return self._counted.failures
 
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the span; when the queue is full the oldest span is dropped, and counted."""
@@ -100,6 +154,7 @@ class JsonlSpanExporter(SpanExporter):
         )
         with self._lock:
             if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = self.path.open("a", encoding="utf-8")
             self._file.write(lines)
             self._file.flush()

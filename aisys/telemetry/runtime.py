@@ -84,6 +84,7 @@ class Telemetry:
             )
         self._closed = False
         self._reported_drops = 0
+        self._reported_failures = 0
         if self._own_providers or self._processors:
             atexit.register(self.shutdown)
 
@@ -160,14 +161,18 @@ class Telemetry:
         else:
             call.started_as, attributes = fixed
         call.started_with = (call.operation, call.provider)
-        return self.tracer.start_span(
-            call.started_as,
-            context=context,
-            kind=_KINDS[call.kind],
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        try:
+            return self.tracer.start_span(
+                call.started_as,
+                context=context,
+                kind=_KINDS[call.kind],
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+        except Exception:  # a failing sampler or processor must not stop the call
+            _log.warning("aisys could not start a span", exc_info=True)
+            return trace.INVALID_SPAN
 
     def activate(self, span: Span) -> object:
         """Make ``span`` current; returns the token `deactivate` needs."""
@@ -201,17 +206,20 @@ class Telemetry:
                 self._describe(call, span, attrs)
         except Exception:  # telemetry must never break the call it observes
             _log.debug("aisys could not describe a call", exc_info=True)
-        span.end()
-        if not listening and not self.instruments.live:
-            return  # no meter and no log: nothing else to record
-        if self.recorder is None:
-            self._record(call, span, attrs, duration, listening)
-        elif listening:  # what only the caller's thread knows goes along
-            self.recorder.submit(
-                call, span, attrs, duration, True, _bound_context(), time.time()
-            )
-        else:
-            self.recorder.submit(call, span, attrs, duration, False)
+        try:
+            span.end()
+            if not listening and not self.instruments.live:
+                return  # no meter and no log: nothing else to record
+            if self.recorder is None:
+                self._record(call, span, attrs, duration, listening)
+            elif listening:  # what only the caller's thread knows goes along
+                self.recorder.submit(
+                    call, span, attrs, duration, True, _bound_context(), time.time()
+                )
+            else:
+                self.recorder.submit(call, span, attrs, duration, False)
+        except Exception:
+            _log.warning("aisys could not record a call", exc_info=True)
 
     def _record(
         self,
@@ -304,14 +312,21 @@ class Telemetry:
         return sum(getattr(p, "dropped", 0) for p in self._processors)
 
     def flush(self, timeout: float) -> bool:
-        """Record and export what is queued; gives up after ``timeout`` seconds."""
+        """Record and export what is queued; gives up after ``timeout`` seconds.
+
+        False when the time ran out, or when an exporter failed since the last flush
+        (its spans were not delivered).
+        """
         deadline = time.monotonic() + timeout
         recorded = self.recorder.flush(timeout) if self.recorder is not None else True
         remaining = max(0.0, deadline - time.monotonic())
         targets = [*self._processors, *self._own_providers, *self._flushables]
         ok = _bounded(lambda: all(t.force_flush() for t in targets), remaining)
         self._report_drops()
-        return ok and recorded
+        failures = sum(getattr(p, "failed_exports", 0) for p in self._processors)
+        delivered = failures == self._reported_failures
+        self._reported_failures = failures
+        return ok and recorded and delivered
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and close aisys's own exporters (never the host's provider)."""
