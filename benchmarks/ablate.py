@@ -83,7 +83,7 @@ def main() -> None:
     row("whole call")
     with patched(telemetry, "end_attributes", lambda call, **_: dict(fixed_attrs)):
         row("span attributes: the twin's fixed dict")
-        with patched(instrument, "meter", lambda call, settings: None):
+        with patched(instrument, "meter", lambda call: None):
             row("… and no pricing")
             with patched(instrument, "read_result", lambda call, result: True):
                 row("… and no reading of the result")
@@ -98,7 +98,7 @@ def main() -> None:
     print(
         f"alone in a loop: reading {alone(read):.2f} µs (a `Call` included), ", end=""
     )
-    print(f"pricing {alone(lambda: metering.meter(call, runtime.settings)):.2f} µs")
+    print(f"pricing {alone(lambda: metering.meter(call)):.2f} µs")
 
     transport = ScriptedTransport(lambda body: "Five days.")
     client = httpx2.Client(transport=transport, headers={"authorization": "Bearer k"})

@@ -248,7 +248,7 @@ def _check(budget: Budget, call: Call, request: Any, runtime: Any) -> Flow[Any]:
     provider, model, endpoint = request.priced_as()
     estimate = estimate_usd(call, provider, model, endpoint)
     if estimate is None:
-        _warn_unmetered(budget, provider, model)
+        _warn_unmetered(budget, provider, model, endpoint)
         return request
     label, ttl, ends = budget.window(wall_time(runtime.clock))
     facts: dict[str, Any] = {
@@ -421,15 +421,18 @@ def reset_warnings() -> None:
     _UNMETERED.clear()
 
 
-def _warn_unmetered(budget: Budget, provider: str | None, model: str | None) -> None:
+def _warn_unmetered(
+    budget: Budget, provider: str | None, model: str | None, endpoint: str | None
+) -> None:
     key = (budget.name, model)
     if key not in _UNMETERED:
         _UNMETERED.add(key)
+        from aisys.metering.cost import unknown_price_reason
+
         _log.warning(
-            "aisys budget %r cannot meter %s: no price is known, so its calls are not "
-            "counted. Add one with aisys.register_price(...)",
+            "aisys budget %r cannot meter its calls, which are not counted: %s",
             budget.name,
-            f"{provider}:{model}" if provider else model,
+            unknown_price_reason(provider, model, endpoint),
         )
 
 
