@@ -2,12 +2,12 @@
 
 Provider streams returned by a traced function (`TracedStream`, `TracedAsyncStream`)
 and traced generator functions share one `Finisher`, which reads each chunk into the
-call and ends the span on exhaustion, error, close or garbage collection.
+call and ends it through its `CallScope` on exhaustion, error, close or garbage
+collection.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -16,12 +16,10 @@ from aisys.call import Call
 from aisys.providers.base import StreamState, read_chunk
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
-
     from aisys._runtime import Runtime
     from aisys.instrument import Spec
+    from aisys.lifecycle import CallScope
     from aisys.pipeline.functions import Plan
-    from aisys.telemetry.runtime import Telemetry
 
 __all__ = [
     "Finisher",
@@ -33,39 +31,28 @@ __all__ = [
 
 
 class Finisher:
-    """Ends a streamed call once, whichever way the stream ends."""
+    """A streamed call's chunks, read as they pass, and its one ending (`CallScope`)."""
 
-    __slots__ = (
-        "args",
-        "call",
-        "done",
-        "kwargs",
-        "span",
-        "spec",
-        "started",
-        "state",
-        "tel",
-    )
+    __slots__ = ("args", "call", "kwargs", "scope", "spec", "state")
 
     def __init__(
         self,
-        tel: Telemetry,
+        scope: CallScope,
         spec: Spec,
-        call: Call,
-        span: Span,
-        started: float,
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
     ) -> None:
-        self.tel = tel
+        self.scope = scope
+        self.call = scope.call
         self.spec = spec
-        self.call = call
-        self.span = span
-        self.started = started
         self.args = args
         self.kwargs = kwargs
         self.state = StreamState()
-        self.done = False
+
+    @property
+    def done(self) -> bool:
+        """Whether the call has ended."""
+        return self.scope.done
 
     def chunk(self, chunk: Any) -> None:
         if type(chunk) is str:  # the common case of a generator, read here
@@ -110,24 +97,35 @@ class Finisher:
     def finish(
         self, error: BaseException | None = None, *, early: bool = False
     ) -> None:
-        if self.done:
+        """End the call once: what the chunks said, then the scope's ending."""
+        if self.scope.done:
             return
-        self.done = True
-        from aisys.instrument import end_call, meter  # instrument imports this module
+        self._read(error, early)
+        self.scope.end(error, early=early)
 
+    async def afinish(
+        self, error: BaseException | None = None, *, early: bool = False
+    ) -> None:
+        """`finish`, with the steps' finishing work awaited."""
+        if self.scope.done:
+            return
+        self._read(error, early)
+        await self.scope.aend(error, early=early)
+
+    def _read(self, error: BaseException | None, early: bool) -> None:
         call = self.call
-        call.error = error
-        call.closed_early = early
         call.stream_chunks = self.state.chunks
         if self.spec.kind == "llm":
-            if self.state.parts or call.output_text is None:
-                call.output_text = self.state.text
-            try:
-                self.spec.finish_llm(call, self.args, self.kwargs, self.tel.capture)
-            except Exception as exc:
-                call.unread = f"counting stream tokens failed: {exc!r}"
-            meter(call)
-        end_call(self.tel, call, self.span, self.started)
+            self.scope.read(self.state, self._read_stream)
+
+    def _read_stream(self, call: Call, state: StreamState) -> None:
+        """The whole streamed answer: its text, and tokens the provider did not report."""
+        if state.parts or call.output_text is None:
+            call.output_text = state.text
+        try:
+            self.spec.finish_llm(call, self.args, self.kwargs, self.scope.tel.capture)
+        except Exception as exc:
+            call.unread = f"counting stream tokens failed: {exc!r}"
 
 
 class TracedStream:
@@ -201,10 +199,13 @@ class TracedAsyncStream:
         try:
             chunk = await self._iterator.__anext__()
         except StopAsyncIteration:
-            self._finisher.conclude()  # raises if an output guard blocks
+            error = self._finisher.checked()  # the output guards decide
+            await self._finisher.afinish(error)
+            if error is not None:
+                raise error from None
             raise
         except BaseException as exc:
-            self._finisher.finish(exc)
+            await self._finisher.afinish(exc)
             raise
         self._finisher.chunk(chunk)
         return chunk
@@ -216,7 +217,7 @@ class TracedAsyncStream:
             if close is not None:
                 await close()
         finally:
-            self._finisher.finish(early=True)
+            await self._finisher.afinish(early=True)
 
     async def __aenter__(self) -> TracedAsyncStream:
         return self
@@ -245,25 +246,22 @@ def generator_wrapper(
     from opentelemetry.context import attach, detach
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tel = runtime.telemetry
-        call = spec.new_call(args, kwargs)
-        span = tel.start(call, fixed=spec.fixed_start)
-        finisher = Finisher(tel, spec, call, span, time.perf_counter(), args, kwargs)
+        scope = spec.begin(runtime, args, kwargs, plan)
+        call = scope.call
+        finisher = Finisher(scope, spec, args, kwargs)
         # The span is current only while the function body runs, never across a yield.
-        current = trace.set_span_in_context(span)
-        token = tel.activate(span)
+        current = trace.set_span_in_context(scope.span)
+        scope.activate()
         try:
-            gen = _start(call, spec, fn, plan, args, kwargs)
+            gen = _start(scope, fn, plan, args, kwargs)
             item = next(gen)
         except StopIteration as stop:
-            tel.deactivate(token)
             finisher.finish()
             return stop.value
         except BaseException as exc:
-            tel.deactivate(token)
             finisher.finish(exc)
             raise
-        tel.deactivate(token)
+        scope.deactivate()
         redact = finisher.redacted if call.chunk_redactor is not None else None
         try:
             while True:
@@ -314,19 +312,17 @@ def async_generator_wrapper(
     from opentelemetry.context import attach, detach
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tel = runtime.telemetry
-        call = spec.new_call(args, kwargs)
-        span = tel.start(call, fixed=spec.fixed_start)
-        finisher = Finisher(tel, spec, call, span, time.perf_counter(), args, kwargs)
-        current = trace.set_span_in_context(span)
-        token = tel.activate(span)
+        scope = spec.begin(runtime, args, kwargs, plan)
+        call = scope.call
+        finisher = Finisher(scope, spec, args, kwargs)
+        current = trace.set_span_in_context(scope.span)
+        scope.activate()
         try:
-            gen = _start(call, spec, fn, plan, args, kwargs)
+            gen = _start(scope, fn, plan, args, kwargs)
         except BaseException as exc:
-            tel.deactivate(token)
-            finisher.finish(exc)
+            await finisher.afinish(exc)
             raise
-        tel.deactivate(token)
+        scope.deactivate()
         sent: Any = None
         throw: BaseException | None = None
         try:
@@ -346,14 +342,14 @@ def async_generator_wrapper(
                     sent = yield item
                 except GeneratorExit:
                     await gen.aclose()
-                    finisher.finish(early=True)
+                    await finisher.afinish(early=True)
                     raise
                 except BaseException as exc:
                     throw = exc
         except StopAsyncIteration:
             pass
         except BaseException as exc:
-            finisher.finish(exc)
+            await finisher.afinish(exc)
             raise
         tail = finisher.held_back()
         if tail:
@@ -361,16 +357,18 @@ def async_generator_wrapper(
             try:
                 yield tail
             except GeneratorExit:
-                finisher.finish(early=True)
+                await finisher.afinish(early=True)
                 raise
-        finisher.conclude()
+        error = finisher.checked()
+        await finisher.afinish(error)
+        if error is not None:
+            raise error from None
 
     return wrapper
 
 
 def _start(
-    call: Call,
-    spec: Spec,
+    scope: CallScope,
     fn: Callable[..., Any],
     plan: Plan | None,
     args: tuple[Any, ...],
@@ -381,5 +379,4 @@ def _start(
         return fn(*args, **kwargs)
     from aisys.pipeline._flow import drive
 
-    call.input_value = spec.input_of(args, kwargs)
-    return drive(plan.flow(call, None, args, kwargs))
+    return drive(plan.flow(scope.call, None, args, kwargs))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -26,17 +25,14 @@ from aisys._streaming import (
 )
 from aisys.call import Call, prompt_facts
 from aisys.context import _SCOPE, Scope
+from aisys.lifecycle import CallScope
 from aisys.pipeline._flow import adrive, drive
-from aisys.pipeline.chain import finish
 from aisys.providers.base import read_result, stream_kind
 from aisys.telemetry.spans import fixed_start
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
-
     from aisys._runtime import Runtime
     from aisys.pipeline.functions import Plan
-    from aisys.telemetry.runtime import Telemetry
 
 __all__ = ["Spec", "TraceBlock", "instrument"]
 
@@ -138,6 +134,24 @@ class Spec:
                 call.request_params = params
         return call
 
+    def begin(
+        self,
+        runtime: Runtime,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        plan: Plan | None = None,
+    ) -> CallScope:
+        """Begin one invocation's call: its facts, its route, its span."""
+        call = self.new_call(args, kwargs)
+        if plan is not None:
+            call.input_value = self.input_of(args, kwargs)
+        return CallScope(
+            runtime.telemetry,
+            call,
+            route=None if plan is None else plan.new_route(runtime),
+            fixed=self.fixed_start,
+        )
+
     def _call(self, model: str | None, scope: Scope | None = None) -> Call:
         call = Call(
             self.kind,
@@ -165,14 +179,12 @@ class Spec:
         kwargs: Mapping[str, Any],
         capture: bool,
     ) -> None:
-        """Read what the function returned into ``call``; never raises."""
-        try:
-            if self.kind == "llm":
-                self._observe_llm(call, result, args, kwargs, capture)
-            elif self.kind == "retrieval":
-                self._observe_retrieval(call, result, args, kwargs, capture)
-        except Exception as exc:
-            call.unread = f"reading the {type(result).__name__} result failed: {exc!r}"
+        """Read what the function returned into ``call`` (`CallScope.read` calls it)."""
+        if self.kind == "llm":
+            call.response = result
+            self._observe_llm(call, result, args, kwargs, capture)
+        elif self.kind == "retrieval":
+            self._observe_retrieval(call, result, args, kwargs, capture)
 
     def _observe_llm(
         self,
@@ -262,31 +274,22 @@ def _function_wrapper(
     runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None
 ) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tel = runtime.telemetry
-        call = spec.new_call(args, kwargs)
-        span = tel.start(call, fixed=spec.fixed_start)
-        started = time.perf_counter()
-        token = tel.activate(span)
-        route = None if plan is None else plan.new_route(runtime)
+        scope = spec.begin(runtime, args, kwargs, plan)
+        scope.activate()
         try:
             if plan is None:
                 result = fn(*args, **kwargs)
             else:
-                call.input_value = spec.input_of(args, kwargs)
-                result = drive(plan.flow(call, route, args, kwargs))
+                result = drive(plan.flow(scope.call, scope.route, args, kwargs))
         except BaseException as exc:
-            call.error = exc
-            tel.deactivate(token)
-            if plan is not None:
-                plan.record(call, route)
-            _end_failed(tel, call, span, started)
+            scope.end(exc)
             raise
-        tel.deactivate(token)
-        if plan is not None:
-            plan.record(call, route)
-        result, ended = _conclude(tel, spec, call, span, started, result, args, kwargs)
-        if not ended:
-            end_call(tel, call, span, started)
+        scope.deactivate()
+        stream = _stream_of(scope, spec, result, args, kwargs)
+        if stream is not None:
+            return stream  # its scope ends when the stream does
+        scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
+        scope.end()
         return result
 
     return wrapper
@@ -296,115 +299,54 @@ def _coroutine_wrapper(
     runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None
 ) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tel = runtime.telemetry
-        call = spec.new_call(args, kwargs)
-        span = tel.start(call, fixed=spec.fixed_start)
-        started = time.perf_counter()
-        token = tel.activate(span)
-        route = None if plan is None else plan.new_route(runtime)
+        scope = spec.begin(runtime, args, kwargs, plan)
+        scope.activate()
         try:
             if plan is None:
                 result = await fn(*args, **kwargs)
             else:
-                call.input_value = spec.input_of(args, kwargs)
-                result = await adrive(plan.flow(call, route, args, kwargs))
+                result = await adrive(plan.flow(scope.call, scope.route, args, kwargs))
         except BaseException as exc:
-            call.error = exc
-            tel.deactivate(token)
-            if plan is not None:
-                plan.record(call, route)
-            meter(call)
-            if call.finishers:
-                await adrive(finish(call))
-            tel.end(call, span, started)
+            await scope.aend(exc)
             raise
-        tel.deactivate(token)
-        if plan is not None:
-            plan.record(call, route)
-        result, ended = _conclude(tel, spec, call, span, started, result, args, kwargs)
-        if not ended:
-            if call.finishers:
-                await adrive(finish(call))
-            tel.end(call, span, started)
+        scope.deactivate()
+        stream = _stream_of(scope, spec, result, args, kwargs)
+        if stream is not None:
+            return stream  # its scope ends when the stream does
+        scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
+        await scope.aend()
         return result
 
     return wrapper
 
 
-def meter(call: Call) -> None:
-    """Price the call (`aisys.metering.cost.meter`, loaded on the first call)."""
-    _metering()(call)
-
-
-@functools.cache
-def _metering() -> Callable[[Call], None]:
-    from aisys.metering.cost import meter as metered  # keeps `import aisys` light
-
-    return metered
-
-
-def _end_failed(tel: Telemetry, call: Call, span: Span, started: float) -> None:
-    """End a call whose function raised (after its retries and fallbacks, if any)."""
-    if call.attempts:
-        meter(call)
-    end_call(tel, call, span, started)
-
-
-def end_call(tel: Telemetry, call: Call, span: Span, started: float) -> None:
-    """Run what steps left to finish (sync), then end the span."""
-    if call.finishers:
-        drive(finish(call))
-    tel.end(call, span, started)
-
-
-def _conclude(
-    tel: Telemetry,
+def _stream_of(
+    scope: CallScope,
     spec: Spec,
-    call: Call,
-    span: Span,
-    started: float,
     result: Any,
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
-) -> tuple[Any, bool]:
-    """Read and meter the result, or hand a provider stream a span to end later.
-
-    Returns the result for the caller and whether the call is already taken care of
-    (a stream ends it when the stream ends).
-    """
-    if spec.kind == "llm":
-        kind = stream_kind(result)
-        if kind is not None:
-            if call.chunk_redactor is not None:  # SDK chunks cannot be rewritten
-                call.output_checks.append(call.chunk_redactor.check_whole)
-                call.chunk_redactor = None
-            finisher = Finisher(tel, spec, call, span, started, args, kwargs)
-            stream = (
-                TracedStream(result, finisher)
-                if kind == "sync"
-                else TracedAsyncStream(result, finisher)
-            )
-            return stream, True
-    spec.observe(call, result, args, kwargs, tel.capture)
-    if spec.kind == "llm":
-        call.response = result
-        meter(call)
-    return result, False
+) -> Any:
+    """A provider stream returned by a model function, wrapped to end its call; else None."""
+    if spec.kind != "llm":
+        return None
+    kind = stream_kind(result)
+    if kind is None:
+        return None
+    call = scope.call
+    if call.chunk_redactor is not None:  # SDK chunks cannot be rewritten
+        call.output_checks.append(call.chunk_redactor.check_whole)
+        call.chunk_redactor = None
+    finisher = Finisher(scope, spec, args, kwargs)
+    if kind == "sync":
+        return TracedStream(result, finisher)
+    return TracedAsyncStream(result, finisher)
 
 
 class TraceBlock:
     """``with aisys.trace(...)`` / ``async with``: a parent span and a scope for calls inside."""
 
-    __slots__ = (
-        "_call",
-        "_runtime",
-        "_scope",
-        "_scope_token",
-        "_span",
-        "_started",
-        "_tel",
-        "_token",
-    )
+    __slots__ = ("_call", "_runtime", "_scope", "_scope_token")
 
     def __init__(
         self,
@@ -429,20 +371,21 @@ class TraceBlock:
             )
         )
         self._runtime = runtime
+        self._call: CallScope | None = None
 
     @property
     def trace_id(self) -> str | None:
         """This trace's id as 32 hex digits, once entered (for linking logs or tickets)."""
-        ctx = self._span.get_span_context()
+        if self._call is None:
+            return None
+        ctx = self._call.span.get_span_context()
         return f"{ctx.trace_id:032x}" if ctx.is_valid else None
 
     def __enter__(self) -> TraceBlock:
-        self._tel = self._runtime.telemetry
         self._scope_token = _SCOPE.set(self._scope)
-        self._call = Call("trace", "", name=self._scope.name, scope=self._scope)
-        self._span = self._tel.start(self._call)
-        self._started = time.perf_counter()
-        self._token = self._tel.activate(self._span)
+        call = Call("trace", "", name=self._scope.name, scope=self._scope)
+        self._call = CallScope(self._runtime.telemetry, call)
+        self._call.activate()
         return self
 
     def __exit__(
@@ -451,9 +394,8 @@ class TraceBlock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._call.error = exc
-        self._tel.deactivate(self._token)
-        self._tel.end(self._call, self._span, self._started)
+        if self._call is not None:
+            self._call.end(exc)
         _SCOPE.reset(self._scope_token)
 
     async def __aenter__(self) -> TraceBlock:

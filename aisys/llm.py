@@ -20,10 +20,9 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx2
 
@@ -31,10 +30,11 @@ from aisys._sentinel import DEFAULT, Default
 from aisys.call import Call, prompt_facts, requests_made
 from aisys.context import _SCOPE, Scope
 from aisys.errors import ConfigError, ProviderConnectionError
-from aisys.metering.cost import meter, public_cost
+from aisys.lifecycle import CallScope
+from aisys.metering.cost import public_cost
 from aisys.metering.prices import check_price_as
 from aisys.pipeline._flow import Flow, adrive, drive
-from aisys.pipeline.chain import assemble, finish, run
+from aisys.pipeline.chain import assemble, run
 from aisys.pipeline.retry import Retry
 from aisys.pipeline.route import (
     CircuitBreaker,
@@ -44,7 +44,6 @@ from aisys.pipeline.route import (
     check_circuit,
     check_deadline,
     default_fallback_on,
-    record_route,
     route_flow,
 )
 from aisys.pipeline.structured import structured_step
@@ -70,13 +69,18 @@ from aisys.types import (
 )
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
-
     from aisys._runtime import Runtime
     from aisys.streams import AsyncChatStream, ChatStream
-    from aisys.telemetry.runtime import Telemetry
 
-__all__ = ["DEFAULT_RETRY", "LLM", "LLMRequest", "Opened", "estimate", "stream_attempt"]
+__all__ = [
+    "DEFAULT_RETRY",
+    "LLM",
+    "LLMRequest",
+    "Opened",
+    "deliver",
+    "estimate",
+    "stream_attempt",
+]
 
 T = TypeVar("T")
 _OPEN_LLMS: weakref.WeakSet[LLM] = weakref.WeakSet()
@@ -424,45 +428,6 @@ class LLMRequest:
         return self._copy(llm=llm, chain=None, first_index=0)
 
 
-class _Observed:
-    """`LLM._observe`'s context manager (a class: no generator frame per call)."""
-
-    __slots__ = ("call", "route", "span", "started", "tel", "token")
-
-    def __init__(
-        self,
-        llm: LLM,
-        operation: str,
-        request: ChatRequest | None,
-        texts: Any,
-        prompt: Any,
-    ) -> None:
-        self.tel, self.call, self.span, self.started = llm._begin(
-            operation, request, prompt
-        )
-        if texts is not None:
-            self.call.input_value = texts
-        self.route = llm._new_route()
-        self.token: object = None
-
-    def __enter__(self) -> tuple[Call, Route]:
-        self.token = self.tel.activate(self.span)
-        return self.call, self.route
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: object,
-    ) -> None:
-        call = self.call
-        if exc is not None and call.error is None:
-            call.error = exc
-            record_route(call, self.route)
-        self.tel.deactivate(self.token)
-        self.tel.end(call, self.span, self.started)
-
-
 # Hits of one stored (frozen, shared) answer are delivered as the same copy, while the
 # facts it carries (attempts, fallback index, cost, cached) are the same. Only answers
 # the cache keeps parsed (small ones) are remembered: others are new objects each hit.
@@ -784,26 +749,32 @@ class LLM:
         use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         shape = _shape(params)
         request = self._request(messages, params, stream=False)
-        with self._observe("chat", request, prompt=prompt) as (call, route):
+        scope = self.begin("chat", request, prompt=prompt)
+        try:
             response: ChatResponse = drive(
-                self._call_flow(
-                    call, route, _chat_attempt, request, self.finished, use_cache, shape
-                )
+                self._call_flow(scope, _chat_attempt, request, use_cache, shape)
             )
-            return response
+        except BaseException as exc:
+            scope.end(exc)
+            raise
+        scope.end()
+        return response
 
     async def achat(self, messages: Any, **params: Any) -> ChatResponse:
         """The async twin of `chat`."""
         use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         shape = _shape(params)
         request = self._request(messages, params, stream=False)
-        with self._observe("chat", request, prompt=prompt) as (call, route):
+        scope = self.begin("chat", request, prompt=prompt)
+        try:
             response: ChatResponse = await adrive(
-                self._call_flow(
-                    call, route, _chat_attempt, request, self.finished, use_cache, shape
-                )
+                self._call_flow(scope, _chat_attempt, request, use_cache, shape)
             )
-            return response
+        except BaseException as exc:
+            await scope.aend(exc)
+            raise
+        await scope.aend()
+        return response
 
     def stream(self, messages: Any, **params: Any) -> ChatStream:
         """Stream the answer: iterate the returned `ChatStream` for `ChatChunk`s.
@@ -835,13 +806,16 @@ class LLM:
     ) -> EmbeddingResponse:
         """Vectors for ``texts``, in order (``cache=False`` bypasses the cache)."""
         request = _embed_request(texts, extra)
-        with self._observe("embeddings", None, request[0]) as (call, route):
+        scope = self.begin("embeddings", None, texts=request[0])
+        try:
             vectors: EmbeddingResponse = drive(
-                self._call_flow(
-                    call, route, _embed_attempt, request, self._finished_embed, cache
-                )
+                self._call_flow(scope, _embed_attempt, request, cache)
             )
-            return vectors
+        except BaseException as exc:
+            scope.end(exc)
+            raise
+        scope.end()
+        return vectors
 
     async def aembed(
         self,
@@ -852,63 +826,45 @@ class LLM:
     ) -> EmbeddingResponse:
         """The async twin of `embed`."""
         request = _embed_request(texts, extra)
-        with self._observe("embeddings", None, request[0]) as (call, route):
+        scope = self.begin("embeddings", None, texts=request[0])
+        try:
             vectors: EmbeddingResponse = await adrive(
-                self._call_flow(
-                    call, route, _embed_attempt, request, self._finished_embed, cache
-                )
+                self._call_flow(scope, _embed_attempt, request, cache)
             )
-            return vectors
-
-    def _observe(
-        self,
-        operation: str,
-        request: ChatRequest | None,
-        texts: Any = None,
-        prompt: Any = None,
-    ) -> _Observed:
-        """One call's span, made current around the chain; ended once, whatever happens."""
-        return _Observed(self, operation, request, texts, prompt)
+        except BaseException as exc:
+            await scope.aend(exc)
+            raise
+        await scope.aend()
+        return vectors
 
     def _call_flow(
         self,
-        call: Call,
-        route: Route,
+        scope: CallScope,
         attempt: Callable[[LLM, Any, float | None], Flow[Any]],
         payload: Any,
-        finished: Callable[..., Any],
         use_cache: bool = True,
         shape: tuple[Any, int] = (None, 2),
     ) -> Flow[Any]:
-        """The whole call: the chain, then metering and what steps left to finish."""
-        try:
-            result = yield from self.chain_flow(
-                call, route, attempt, payload, use_cache, shape
-            )
-        except GeneratorExit:
-            raise  # cancelled while suspended: nothing may be yielded any more
-        except BaseException as exc:
-            call.error = exc
-            record_route(call, route)
-            meter(call)
-            yield from finish(call)
-            raise
-        result = finished(call, route, payload, result)
-        yield from finish(call)
-        return result
+        """The chain with the call's span current, then the answer as delivered."""
+        scope.activate()
+        result = yield from self.chain_flow(scope, attempt, payload, use_cache, shape)
+        scope.deactivate()
+        if attempt is _embed_attempt:
+            return self._finished_embed(scope, result)
+        return deliver(scope, payload, result)
 
     def chain_flow(
         self,
-        call: Call,
-        route: Route,
+        scope: CallScope,
         attempt: Callable[[LLM, Any, float | None], Flow[T]],
         payload: Any,
         use_cache: bool = True,
         shape: tuple[Any, int] = (None, 2),
     ) -> Flow[T]:
         """The configured steps, ending in the route over this LLM and its fallbacks."""
+        call, route = scope.call, cast("Route", scope.route)  # `begin` made it
         steps = self._steps if shape[0] is not None else self._plain_steps
-        if not steps:  # straight to the route; record_route sets the call's target
+        if not steps:  # straight to the route; the scope records its target
             return self._route_flow(route, attempt, payload)
 
         def last(request: LLMRequest) -> Flow[T]:
@@ -993,10 +949,17 @@ class LLM:
             stream=stream,
         )
 
-    def _begin(
-        self, operation: str, request: ChatRequest | None, prompt: Any = None
-    ) -> tuple[Telemetry, Call, Span, float]:
-        tel = self.runtime.telemetry
+    def begin(
+        self,
+        operation: str,
+        request: ChatRequest | None,
+        *,
+        prompt: Any = None,
+        texts: Any = None,
+    ) -> CallScope:
+        """Begin one call: its facts from the request, its route, its span."""
+        runtime = self.runtime
+        tel = runtime.telemetry
         call = self._new_call(operation, _SCOPE.get())
         if prompt is not None:
             call.prompt = prompt_facts(prompt)
@@ -1009,10 +972,14 @@ class LLM:
             call.input_value = request.messages
             if tel.capture:
                 call.input_messages = request.messages
-        span = tel.start(
-            call, fixed=self._fixed_starts[operation] if prompt is None else None
+        elif texts is not None:
+            call.input_value = texts
+        return CallScope(
+            tel,
+            call,
+            route=self._new_route(),
+            fixed=self._fixed_starts[operation] if prompt is None else None,
         )
-        return tel, call, span, time.perf_counter()
 
     def _new_call(self, operation: str, scope: Scope | None = None) -> Call:
         call = Call(
@@ -1027,73 +994,80 @@ class LLM:
         call.price_as = self.price_as
         return call
 
-    def finished(
-        self,
-        call: Call,
-        route: Route,
-        request: ChatRequest,
-        response: ChatResponse | _Hit,
-    ) -> ChatResponse:
-        """The answer as the caller gets it: metered, with the route's facts on it.
-
-        Usage the provider did not report is counted; attempts, fallback index and
-        cost are set.
-        """
-        cached = isinstance(response, _Hit)
-        if isinstance(response, _Hit):
-            response = response.response
-        counted = True
-        if response.usage.estimated:
-            try:
-                response = estimate(response, request)
-            except Exception as exc:  # metering never fails an answered call
-                call.unread = f"counting its tokens failed: {exc!r}"
-                counted = False
-        call.response = response
-        call.provider = response.provider or call.provider
-        read_result(call, response)
-        if not counted:
-            call.usage = None  # not counted is unknown, never 0 tokens at $0
-        record_route(call, route)
-        meter(call)
-        facts = (
-            requests_made(route.attempts),
-            route.fallback_index,
-            public_cost(call.cost),
-            cached,
-        )
-        if cached:  # a stored answer, delivered alike on every hit: copied once
-            seen = _DELIVERED.get(id(response))
-            if seen is not None and seen[0] is response and seen[1] == facts:
-                return seen[2]
-        delivered = response.model_copy(
-            update={
-                "attempts": facts[0],
-                "fallback_index": facts[1],
-                "cost": facts[2],
-                "cached": cached,
-            }
-        )
-        if cached:
-            import aisys.pipeline.cache as cache  # loaded: the answer came from it
-
-            if cache.memoised(response):
-                if len(_DELIVERED) >= 256:
-                    _DELIVERED.clear()
-                _DELIVERED[id(response)] = (response, facts, delivered)
-        return delivered
-
     def _finished_embed(
-        self, call: Call, route: Route, payload: Any, response: EmbeddingResponse
+        self, scope: CallScope, response: EmbeddingResponse
     ) -> EmbeddingResponse:
-        call.response_model = response.model
-        call.provider = response.provider or call.provider
-        call.set_usage(input_tokens=response.usage.input_tokens)
-        call.estimated = response.usage.estimated
-        call.response = response
-        record_route(call, route)
-        meter(call)
-        return response.model_copy(update={"cost": public_cost(call.cost)})
+        scope.read(response, _read_vectors)
+        scope.meter()
+        return response.model_copy(update={"cost": public_cost(scope.call.cost)})
+
+
+def deliver(
+    scope: CallScope, request: ChatRequest, response: ChatResponse | _Hit
+) -> ChatResponse:
+    """The answer as the caller gets it: read, metered, with the route's facts on it.
+
+    Usage the provider did not report is counted; attempts, fallback index and cost
+    are set.
+    """
+    cached = isinstance(response, _Hit)
+    given = response.response if isinstance(response, _Hit) else response
+    scope.read(given, _read_answer, request)
+    scope.meter()
+    call = scope.call
+    answer: ChatResponse = call.response  # as read: with its usage counted
+    route = scope.route
+    facts = (
+        requests_made(route.attempts) if route is not None else 1,
+        route.fallback_index if route is not None else 0,
+        public_cost(call.cost),
+        cached,
+    )
+    if cached:  # a stored answer, delivered alike on every hit: copied once
+        seen = _DELIVERED.get(id(answer))
+        if seen is not None and seen[0] is answer and seen[1] == facts:
+            return seen[2]
+    delivered: ChatResponse = answer.model_copy(
+        update={
+            "attempts": facts[0],
+            "fallback_index": facts[1],
+            "cost": facts[2],
+            "cached": cached,
+        }
+    )
+    if cached:
+        import aisys.pipeline.cache as cache  # loaded: the answer came from it
+
+        if cache.memoised(answer):
+            if len(_DELIVERED) >= 256:
+                _DELIVERED.clear()
+            _DELIVERED[id(answer)] = (answer, facts, delivered)
+    return delivered
+
+
+def _read_answer(call: Call, response: ChatResponse, request: ChatRequest) -> None:
+    """A chat answer's facts; usage the provider did not report is counted."""
+    call.response = response
+    counted = True
+    if response.usage.estimated:
+        try:
+            response = call.response = estimate(response, request)
+        except Exception as exc:  # metering never fails an answered call
+            call.unread = f"counting its tokens failed: {exc!r}"
+            counted = False
+    call.provider = response.provider or call.provider
+    read_result(call, response)
+    if not counted:
+        call.usage = None  # not counted is unknown, never 0 tokens at $0
+
+
+def _read_vectors(call: Call, response: EmbeddingResponse) -> None:
+    """An embeddings answer's facts."""
+    call.response = response
+    call.response_model = response.model
+    call.provider = response.provider or call.provider
+    call.set_usage(input_tokens=response.usage.input_tokens)
+    call.estimated = response.usage.estimated
 
 
 # -- attempts (flows) ---------------------------------------------------------------

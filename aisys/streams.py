@@ -14,20 +14,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys.errors import AisysError, ProviderConnectionError, ProviderError
-from aisys.llm import Opened, estimate, stream_attempt
-from aisys.metering.cost import meter
+from aisys.llm import Opened, deliver, stream_attempt
 from aisys.pipeline._flow import Flow, adrive, drive
-from aisys.pipeline.chain import finish
-from aisys.pipeline.route import record_route
 from aisys.types import ChatChunk, ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
-
     from aisys.call import Call
+    from aisys.lifecycle import CallScope
     from aisys.llm import LLM
-    from aisys.pipeline.route import Route
-    from aisys.telemetry.runtime import Telemetry
 
 __all__ = ["AsyncChatStream", "ChatStream"]
 
@@ -54,30 +48,22 @@ class _StreamCore:
         self._pending: list[ChatChunk] = []
         self._delivered = 0
         self._finished = False
-        self._started_at = 0.0
-        self._span: Span | None = None
-        self._tel: Telemetry | None = None
+        """Ended (or closed before it began): iteration stops."""
+        self._scope: CallScope | None = None
         self._call: Call | None = None
-        self._route: Route | None = None
         self.response: ChatResponse | None = None
         """The whole answer with usage, once the stream is exhausted."""
 
-    def _begin(self) -> tuple[Telemetry, Span, Route]:
-        tel, call, span, started = self._llm._begin("chat", self._request, self._prompt)
-        route = self._llm._new_route()
-        self._tel, self._call, self._span, self._started_at, self._route = (
-            tel,
-            call,
-            span,
-            started,
-            route,
+    def _begin(self) -> CallScope:
+        scope = self._scope = self._llm.begin(
+            "chat", self._request, prompt=self._prompt
         )
-        return tel, span, route
+        self._call = scope.call
+        return scope
 
-    def _flow(self, route: Route) -> Flow[Any]:
-        assert self._call is not None  # noqa: S101 - set by _begin
+    def _flow(self, scope: CallScope) -> Flow[Any]:
         return self._llm.chain_flow(
-            self._call, route, stream_attempt, self._request, self._use_cache
+            scope, stream_attempt, self._request, self._use_cache
         )
 
     def _accept(self, opened: Any) -> None:
@@ -86,21 +72,19 @@ class _StreamCore:
             self._take(opened.chunks)
             return
         # A cache hit: replay the stored answer as chunks of the usual shape.
-        assert self._call is not None  # noqa: S101 - set by _begin
-        assert self._route is not None  # noqa: S101 - set by _begin
+        assert self._scope is not None  # noqa: S101 - set by _begin
         hit: ChatResponse = opened.response
         texts = opened.chunks or ([hit.text] if hit.text else [])
         chunks = [ChatChunk(text=text) for text in texts]
         chunks.append(ChatChunk(finish_reason=hit.finish_reason))
-        self._replay = self._llm.finished(
-            self._call, self._route, self._request, opened
-        )
+        self._replay = deliver(self._scope, self._request, opened)
         self._take(chunks)
 
     def _take(self, chunks: list[ChatChunk]) -> None:
         call = self._call
         if chunks and call is not None and call.ttft_s is None:
-            call.ttft_s = time.perf_counter() - self._started_at
+            assert self._scope is not None  # noqa: S101 - set with the call
+            call.ttft_s = time.perf_counter() - self._scope.started
         if (
             call is not None
             and call.chunk_redactor is not None
@@ -163,12 +147,8 @@ class _StreamCore:
                     return exc
                 if isinstance(changed, str):  # redacted (delivered chunks are as sent)
                     response = response.model_copy(update={"text": changed})
-        if self._route is not None and self._call is not None:
-            response = self._opened.llm.finished(
-                self._call, self._route, self._request, response
-            )
-        elif response.usage.estimated:
-            response = estimate(response, self._request)
+        if self._scope is not None:
+            response = deliver(self._scope, self._request, response)
         self.response = response
         return None
 
@@ -184,53 +164,38 @@ class _StreamCore:
 
     def __del__(self) -> None:
         # A stream dropped unfinished still ends its span (the pool reclaims the socket).
-        if getattr(self, "_finished", True) or getattr(self, "_call", None) is None:
+        if getattr(self, "_scope", None) is None or self._finished:
             return
         with contextlib.suppress(Exception):  # nothing more to do at garbage collection
             self._finish(None, early=True)
 
     def _finish(self, error: BaseException | None, *, early: bool = False) -> None:
-        """End the call: facts, metering, what steps left to finish, telemetry."""
-        if self._settle(error, early) and self._call is not None:
-            drive(finish(self._call))
-            self._end()
+        """End the call through its scope: what the stream said, then its ending."""
+        self._finished = True
+        scope = self._scope
+        if scope is not None and not scope.done:
+            self._settle()
+            scope.end(error, early=early)
 
     async def _afinish(
         self, error: BaseException | None, *, early: bool = False
     ) -> None:
         """`_finish` with the steps' finishing work awaited."""
-        if self._settle(error, early) and self._call is not None:
-            await adrive(finish(self._call))
-            self._end()
-
-    def _settle(self, error: BaseException | None, early: bool) -> bool:
-        """Put the outcome on the call, once; False if already done (or never begun)."""
-        if self._finished:
-            return False
         self._finished = True
+        scope = self._scope
+        if scope is not None and not scope.done:
+            self._settle()
+            await scope.aend(error, early=early)
+
+    def _settle(self) -> None:
+        """What the stream delivered, on the call (its answer is read, if it completed)."""
         call = self._call
-        if call is None:
-            return False
-        call.error = error
-        call.closed_early = early
+        assert call is not None  # noqa: S101 - set with the scope
         call.stream_chunks = self._delivered
         call.stream_texts = self._texts
-        if self.response is not None:
-            return True  # `LLM.finished` read and metered it
-        if self._opened is not None:
-            partial = self._opened.parser.response()
-            call.output_text = partial.text
-            call.response_id = partial.id
-            call.response_model = partial.model
-        if self._route is not None:
-            record_route(call, self._route)
-            meter(call)
-        return True
-
-    def _end(self) -> None:
-        call, tel, span = self._call, self._tel, self._span
-        if call is not None and tel is not None and span is not None:
-            tel.end(call, span, self._started_at)
+        if self.response is None and self._opened is not None:
+            assert self._scope is not None  # noqa: S101 - set with the call
+            self._scope.read(self._opened.parser.response(), _read_partial)
 
     @property
     def text(self) -> str:
@@ -245,15 +210,15 @@ class ChatStream(_StreamCore):
     """
 
     def _open(self) -> None:
-        tel, span, route = self._begin()
-        token = tel.activate(span)
+        scope = self._begin()
+        scope.activate()
         try:
-            self._accept(drive(self._flow(route)))
+            self._accept(drive(self._flow(scope)))
         except BaseException as exc:
             self._finish(exc)
             raise
         finally:
-            tel.deactivate(token)
+            scope.deactivate()
 
     def __iter__(self) -> ChatStream:
         return self
@@ -323,15 +288,15 @@ class AsyncChatStream(_StreamCore):
     """
 
     async def _open(self) -> None:
-        tel, span, route = self._begin()
-        token = tel.activate(span)
+        scope = self._begin()
+        scope.activate()
         try:
-            self._accept(await adrive(self._flow(route)))
+            self._accept(await adrive(self._flow(scope)))
         except BaseException as exc:
             await self._afinish(exc)
             raise
         finally:
-            tel.deactivate(token)
+            scope.deactivate()
 
     def __aiter__(self) -> AsyncChatStream:
         return self
@@ -392,6 +357,13 @@ class AsyncChatStream(_StreamCore):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _read_partial(call: Call, partial: ChatResponse) -> None:
+    """What an unfinished stream had said when it ended."""
+    call.output_text = partial.text
+    call.response_id = partial.id
+    call.response_model = partial.model
 
 
 def _redacted(redactor: Any, chunk: ChatChunk) -> ChatChunk:
