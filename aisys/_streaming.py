@@ -100,7 +100,7 @@ class Finisher:
         """End the call once: what the chunks said, then the scope's ending."""
         if self.scope.done:
             return
-        self._read(error, early)
+        self._read(error)
         self.scope.end(error, early=early)
 
     async def afinish(
@@ -109,13 +109,15 @@ class Finisher:
         """`finish`, with the steps' finishing work awaited."""
         if self.scope.done:
             return
-        self._read(error, early)
+        self._read(error)
         await self.scope.aend(error, early=early)
 
-    def _read(self, error: BaseException | None, early: bool) -> None:
+    def _read(self, error: BaseException | None) -> None:
         call = self.call
         call.stream_chunks = self.state.chunks
-        if self.spec.kind == "llm":
+        # What was delivered was billed; a stream that failed before its first chunk
+        # delivered (and is billed) nothing.
+        if self.spec.kind == "llm" and (error is None or self.state.chunks):
             self.scope.read(self.state, self._read_stream)
 
     def _read_stream(self, call: Call, state: StreamState) -> None:

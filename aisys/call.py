@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aisys.context import Scope
 
-__all__ = ["Call", "prompt_facts", "requests_made"]
+__all__ = ["Billed", "Call", "prompt_facts", "requests_made"]
+
+Billed = tuple[str | None, str | None, str | None, str | None, dict[str, int]]
+"""An answer billed but not delivered: provider, model, endpoint, ``price_as``, usage."""
 
 
 def prompt_facts(prompt: Any) -> tuple[str, str, str] | None:
@@ -33,6 +36,7 @@ class Call:
     __slots__ = (
         "attempts",
         "attributes",
+        "billed",
         "budget",
         "cache_backend",
         "cache_hit",
@@ -143,6 +147,9 @@ class Call:
         """The prompt (a string or messages), for steps that count it; never exported."""
         self.cost: Any = None
         """The call's `aisys.Cost`, once metered; ``None`` when nothing was billed."""
+        self.billed: list[Billed] = []
+        """Answers a step refused (an output guard, structured output that never
+        validated): the provider billed them all the same, so they are metered."""
         self.budget: dict[str, Any] | None = None
         """What the budget step decided: ``name``, ``limit_usd``, ``spent_usd``,
         ``exceeded``, ``downgraded_to``."""

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import httpx2
 
 from aisys._sentinel import DEFAULT, Default
-from aisys.call import Call, prompt_facts, requests_made
+from aisys.call import Billed, Call, prompt_facts, requests_made
 from aisys.context import _SCOPE, Scope
 from aisys.errors import ConfigError, ProviderConnectionError
 from aisys.lifecycle import CallScope
-from aisys.metering.cost import public_cost
+from aisys.metering.cost import public_cost, usage_tokens
 from aisys.metering.prices import check_price_as
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.pipeline.chain import assemble, run
@@ -79,6 +79,7 @@ __all__ = [
     "Opened",
     "deliver",
     "estimate",
+    "read_answer",
     "stream_attempt",
 ]
 
@@ -357,6 +358,26 @@ class LLMRequest:
         if isinstance(result, _Hit):
             return _Hit(result.response.model_copy(update={"text": text}), None)
         return result.model_copy(update={"text": text})
+
+    def billed_by(self, result: Any, target: str | None) -> Billed | None:
+        """What a refused answer was billed: its usage, at the target that answered."""
+        if not isinstance(result, ChatResponse):
+            return None  # a cache hit (or a stream, read as it ends) bills nothing here
+        if result.usage.estimated:
+            try:
+                result = estimate(result, self.payload)
+            except Exception:  # metering never fails the call
+                return None
+        chain = self.chain or (self.llm, *self.llm.fallbacks)
+        llm = next((each for each in chain if each.model == target), self.llm)
+        tokens, _ = usage_tokens(result.usage)
+        return (
+            result.provider or llm.provider.name,
+            result.model or llm.target.model,
+            llm.target.base_url,
+            llm.price_as,
+            tokens,
+        )
 
     def after(self, target: str | None) -> LLMRequest | None:
         """The request to the targets after ``target`` in this request's chain."""
@@ -1012,7 +1033,7 @@ def deliver(
     """
     cached = isinstance(response, _Hit)
     given = response.response if isinstance(response, _Hit) else response
-    scope.read(given, _read_answer, request)
+    scope.read(given, read_answer, request)
     scope.meter()
     call = scope.call
     answer: ChatResponse = call.response  # as read: with its usage counted
@@ -1045,8 +1066,11 @@ def deliver(
     return delivered
 
 
-def _read_answer(call: Call, response: ChatResponse, request: ChatRequest) -> None:
-    """A chat answer's facts; usage the provider did not report is counted."""
+def read_answer(call: Call, response: ChatResponse, request: ChatRequest) -> None:
+    """A chat answer's facts, or a stream's as far as it got.
+
+    Usage the provider did not report is counted, marked estimated.
+    """
     call.response = response
     counted = True
     if response.usage.estimated:

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys.errors import AisysError, ProviderConnectionError, ProviderError
-from aisys.llm import Opened, deliver, stream_attempt
+from aisys.llm import Opened, deliver, read_answer, stream_attempt
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.types import ChatChunk, ChatRequest, ChatResponse
 
@@ -195,7 +195,8 @@ class _StreamCore:
         call.stream_texts = self._texts
         if self.response is None and self._opened is not None:
             assert self._scope is not None  # noqa: S101 - set with the call
-            self._scope.read(self._opened.parser.response(), _read_partial)
+            # Delivered text was billed: what the provider did not report is counted.
+            self._scope.read(self._opened.parser.response(), read_answer, self._request)
 
     @property
     def text(self) -> str:
@@ -357,13 +358,6 @@ class AsyncChatStream(_StreamCore):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _read_partial(call: Call, partial: ChatResponse) -> None:
-    """What an unfinished stream had said when it ended."""
-    call.output_text = partial.text
-    call.response_id = partial.id
-    call.response_model = partial.model
 
 
 def _redacted(redactor: Any, chunk: ChatChunk) -> ChatChunk:

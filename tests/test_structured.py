@@ -79,6 +79,12 @@ def test_giving_up_raises_with_the_raw_text(server: WireServer, seen: Captured) 
     assert len(server.requests) == 2
     root = next(s for s in seen.spans if s.parent is None)
     assert root.attributes["error.type"] == "aisys.OutputValidationError"
+    # Neither answer was delivered, but both were billed: the call's cost says so.
+    tokens = root.attributes["gen_ai.usage.output_tokens"]
+    assert tokens == 2 + 2  # the wire server counts words
+    assert root.attributes["aisys.cost.usd"] == pytest.approx(
+        (root.attributes["gen_ai.usage.input_tokens"] + tokens) / 1000
+    )
 
 
 def test_anthropic_gets_the_schema_in_a_system_message(server: WireServer) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "reset_warnings",
     "split_model",
     "unknown_price_reason",
+    "usage_tokens",
     "use_settings",
 ]
 
@@ -231,6 +232,11 @@ _USAGE_KEYS = frozenset(
 )
 
 
+def usage_tokens(usage: Any) -> tuple[dict[str, int], bool]:
+    """The token counts of ``usage`` (an `aisys.Usage` or a dict), and if estimated."""
+    return _usage_dict(usage)
+
+
 def _usage_dict(usage: Any) -> tuple[dict[str, int], bool]:
     if isinstance(usage, Mapping):
         fields = {k: int(usage[k]) for k in _USAGE_FIELDS if usage.get(k) is not None}
@@ -335,25 +341,36 @@ def meter(call: Call) -> None:
         call.cost = CallCost(0, 0, "priced", cost.price_table, femto=True)
 
 
-def _billed_failures(attempts: list[Any]) -> bool:
-    """Whether a failed attempt reported usage (its tokens were billed too)."""
-    for attempt in attempts:
+def _billed_failures(call: Call) -> bool:
+    """Whether a failed attempt or a refused answer was billed too."""
+    if call.billed:
+        return True
+    for attempt in call.attempts:
         if attempt.usage is not None and attempt.outcome == "error":
             return True
     return False
 
 
+def _add_usage(call: Call, tokens: Mapping[str, int]) -> None:
+    merged = dict(call.usage or {})
+    for key, value in tokens.items():
+        merged[key] = merged.get(key, 0) + value
+    call.usage = merged
+
+
 def _meter(call: Call) -> None:
     """Price the call: its answer, plus what failed attempts were billed.
 
-    Sets ``call.cost`` (a `CallCost`; ``None`` when nothing was billed) and each billed
-    attempt's ``cost``, and adds billed attempts' tokens to ``call.usage``, so the
-    call's usage and cost are everything the provider charged for.
+    The answer is what was read into ``call.usage`` — a whole answer, or what a stream
+    delivered before it ended or broke — whatever the call's outcome: delivered text
+    was billed. Sets ``call.cost`` (a `CallCost`; ``None`` when nothing was billed)
+    and each billed attempt's ``cost``, and adds billed attempts' tokens to
+    ``call.usage``, so the call's usage and cost are everything the provider charged.
     """
-    if not _billed_failures(call.attempts):  # the common case: one answer to price
+    if not _billed_failures(call):  # the common case: one answer to price
         usage = call.usage
-        if not usage or call.kind != "llm" or call.error is not None:
-            call.cost = None
+        if not usage or call.kind != "llm":
+            call.cost = None  # nothing read was billed
             return
         model = call.response_model or call.request_model
         provider, endpoint = priced_where(call.provider, call.endpoint, call.price_as)
@@ -376,7 +393,7 @@ def _meter(call: Call) -> None:
             call.cost = CallCost(usd_in, usd_out, status, price.table)
         return
     parts: list[tuple[str | None, str | None, str | None, dict[str, int], Any]] = []
-    if call.usage and call.kind == "llm" and call.error is None:
+    if call.usage and call.kind == "llm":
         model = call.response_model or call.request_model
         provider, endpoint = priced_where(call.provider, call.endpoint, call.price_as)
         parts.append((provider, model, endpoint, dict(call.usage), None))
@@ -388,10 +405,11 @@ def _meter(call: Call) -> None:
                 provider, attempt.endpoint, attempt.price_as
             )
             parts.append((provider, model, endpoint, tokens, attempt))
-            merged = dict(call.usage or {})
-            for key, value in tokens.items():
-                merged[key] = merged.get(key, 0) + value
-            call.usage = merged
+            _add_usage(call, tokens)
+    for provider, model, endpoint, price_as, tokens in call.billed:
+        provider, endpoint = priced_where(provider, endpoint, price_as)
+        parts.append((provider, model, endpoint, tokens, None))
+        _add_usage(call, tokens)
     if not parts:
         call.cost = None
         return

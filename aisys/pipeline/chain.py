@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from aisys.pipeline._flow import Flow
 
 if TYPE_CHECKING:
-    from aisys.call import Call
+    from aisys.call import Billed, Call
 
 __all__ = ["Proceed", "Request", "Step", "assemble", "finish", "run"]
 
@@ -67,6 +67,13 @@ class Request(Protocol):
 
     def with_output(self, result: Any, text: str) -> Any:
         """The answer with its text replaced (redaction)."""
+
+    def billed_by(self, result: Any, target: str | None) -> Billed | None:
+        """What answering ``result`` cost, for an answer a step refuses.
+
+        ``target`` is the target that answered; ``None`` when nothing was billed (a
+        cache hit, or no usage).
+        """
 
     def after(self, target: str | None) -> Request | None:
         """The request to the targets after ``target``; ``None`` if there are none."""

@@ -29,7 +29,7 @@ from aisys.pipeline.route import (
 
 if TYPE_CHECKING:
     from aisys._runtime import Runtime
-    from aisys.call import Call
+    from aisys.call import Billed, Call
     from aisys.instrument import Spec
 
 __all__ = ["FunctionRoute", "Invocation", "Invoke", "Plan"]
@@ -237,6 +237,22 @@ class Invocation:
         scratch = Call("llm", "chat")
         read_result(scratch, result)
         return scratch.output_text or ""
+
+    def billed_by(self, result: Any, target: str | None) -> Billed | None:
+        """What a refused return value was billed: the usage read from it."""
+        from aisys.call import Call
+        from aisys.providers.base import read_result
+
+        scratch = Call("llm", "chat", provider=self.call.provider)
+        if not read_result(scratch, result) or not scratch.usage:
+            return None
+        return (
+            scratch.provider,
+            scratch.response_model or self.call.request_model,
+            None,
+            self.call.price_as,
+            dict(scratch.usage),
+        )
 
     def with_output(self, result: Any, text: str) -> Any:
         """The answer with its text redacted: strings and `aisys.ChatResponse` only."""

@@ -114,11 +114,16 @@ def guard_output_step(guards: tuple[Guard, ...]) -> Step:
                         )
                     )
                 return result
-            verdict = _check(call, guards, text, system, allow_fallback=True)
+            try:
+                verdict = _check(call, guards, text, system, allow_fallback=True)
+            except GuardError:
+                _refused(call, request, result)  # withheld, but billed
+                raise
             if verdict is None:
                 return result
             if isinstance(verdict, str):
                 return request.with_output(result, verdict)
+            _refused(call, request, result)
             following = request.after(call.target)
             if following is None:
                 raise verdict[1]
@@ -126,6 +131,13 @@ def guard_output_step(guards: tuple[Guard, ...]) -> Step:
             result = yield from proceed(request)
 
     return step
+
+
+def _refused(call: Call, request: Any, result: Any) -> None:
+    """Keep what a refused answer was billed on the call, for metering."""
+    billed = request.billed_by(result, call.target)
+    if billed is not None:
+        call.billed.append(billed)
 
 
 def _check(

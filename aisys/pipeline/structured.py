@@ -94,6 +94,10 @@ def _step(call: Call, request: Any, proceed: Proceed) -> Flow[Any]:
                 request = request.followed_by(text, feedback)
             continue
         return request.with_parsed(result, parsed, earlier)
+    for refused in earlier:  # none was delivered, each was billed
+        billed = request.billed_by(refused, call.target)
+        if billed is not None:
+            call.billed.append(billed)
     raise OutputValidationError(
         f"the answer did not match {model.__name__} after {tries} attempt(s): "
         f"{len(last_errors)} error(s), e.g. {last_errors[0]['msg'] if last_errors else ''}",
