@@ -38,7 +38,7 @@ from aisys.errors import (
 )
 
 if _typing.TYPE_CHECKING:
-    from aisys.llm import LLM
+    from aisys.llm import LLM, AsyncChatStream, ChatStream
     from aisys.metering.cost import estimate_cost
     from aisys.metering.prices import register_price
     from aisys.metering.tokens import count_tokens
@@ -49,7 +49,6 @@ if _typing.TYPE_CHECKING:
     from aisys.prompts import Prompt, get_prompt
     from aisys.safety.redact import redact
     from aisys.settings import Settings
-    from aisys.streams import AsyncChatStream, ChatStream
     from aisys.types import (
         ChatChunk,
         ChatRequest,
@@ -131,8 +130,8 @@ _LAZY = {
     "ChatChunk": "aisys.types",
     "ChatRequest": "aisys.types",
     "ChatResponse": "aisys.types",
-    "ChatStream": "aisys.streams",
-    "AsyncChatStream": "aisys.streams",
+    "ChatStream": "aisys.llm",
+    "AsyncChatStream": "aisys.llm",
     "Retry": "aisys.pipeline.retry",
     "CircuitBreaker": "aisys.pipeline.route",
     "EmbeddingResponse": "aisys.types",

@@ -13,7 +13,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys.call import Call
-from aisys.providers.base import StreamState, read_chunk
+from aisys.providers.base import StreamState
+from aisys.providers.registry import read_chunk
 
 if TYPE_CHECKING:
     from aisys._runtime import Runtime

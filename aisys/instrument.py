@@ -27,7 +27,7 @@ from aisys.call import Call, prompt_facts
 from aisys.context import _SCOPE, Scope
 from aisys.lifecycle import CallScope
 from aisys.pipeline._flow import adrive, drive
-from aisys.providers.base import read_result, stream_kind
+from aisys.providers.registry import read_result, stream_kind
 from aisys.telemetry.spans import fixed_start
 
 if TYPE_CHECKING:

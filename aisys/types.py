@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CHAT_PARAMS",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",
@@ -23,6 +24,25 @@ __all__ = [
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+CHAT_PARAMS = frozenset(
+    {
+        "frequency_penalty",
+        "max_tokens",
+        "n",
+        "presence_penalty",
+        "response_format",
+        "seed",
+        "stop",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_k",
+        "top_p",
+        "user",
+    }
+)
+"""The provider-neutral chat parameters; anything else goes in ``extra={...}``."""
 
 
 class Usage(BaseModel):

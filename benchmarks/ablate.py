@@ -29,7 +29,7 @@ import aisys.instrument as instrument
 import aisys.telemetry.runtime as telemetry
 from aisys.call import Call
 from aisys.metering import cost as metering
-from aisys.providers.base import read_result
+from aisys.providers.registry import read_result
 from aisys.testing import ScriptedTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

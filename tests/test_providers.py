@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aisys
-from aisys.providers import base
+from aisys.providers import base, registry
 from aisys.providers.openai import ADAPTER as OPENAI
 from aisys.providers.scripted import Fault, ScriptedTransport
 from aisys.testing import Captured
@@ -66,8 +66,29 @@ def test_plugin_provider_from_entry_point(
             """
             from aisys.providers.scripted import ScriptedAdapter
 
+            class AcmeAnswer:
+                def __init__(self, text, tokens):
+                    self.text, self.tokens = text, tokens
+
+            class AcmeReader:
+                def read(self, call, result):
+                    if not isinstance(result, AcmeAnswer):
+                        return False
+                    call.provider = "acme"
+                    call.response_model = "rocket-1"
+                    call.output_text = result.text
+                    call.set_usage(input_tokens=result.tokens, output_tokens=1)
+                    return True
+
+                def read_chunk(self, call, chunk, state):
+                    return False
+
+                def stream_kind(self, result):
+                    return None
+
             class AcmeAdapter(ScriptedAdapter):
                 name = "acme"
+                reader = AcmeReader()
             """
         )
     )
@@ -80,16 +101,29 @@ def test_plugin_provider_from_entry_point(
         "[aisys.providers]\nacme = acme_llm:AcmeAdapter\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    base._entry_points.cache_clear()
-    base.get_provider.cache_clear()
+    registry._entry_points.cache_clear()
+    registry.get_provider.cache_clear()
+    registry._readers.cache_clear()
     try:
-        assert "acme" in base.known_providers()
+        assert "acme" in registry.known_providers()
         with aisys.LLM("acme:rocket-1") as llm:
             assert llm.chat("ping").text == "You said: ping"
         assert seen.span("chat rocket-1").attributes["gen_ai.provider.name"] == "acme"
+
+        import acme_llm  # the plug-in's own SDK objects, read in decorator mode
+
+        @aisys.traced_llm
+        def ask() -> object:
+            return acme_llm.AcmeAnswer("pong", 7)
+
+        ask()
+        read = seen.spans[-1].attributes or {}
+        assert read["gen_ai.provider.name"] == "acme"
+        assert read["gen_ai.usage.input_tokens"] == 7
     finally:
-        base._entry_points.cache_clear()
-        base.get_provider.cache_clear()
+        registry._entry_points.cache_clear()
+        registry.get_provider.cache_clear()
+        registry._readers.cache_clear()
 
 
 def test_retry_after_parsing() -> None:
@@ -280,7 +314,7 @@ def test_reading_a_completion_dict_matches_the_generic_reader(
     from aisys.call import Call
 
     fast, generic = Call("llm", "chat"), Call("llm", "chat")
-    assert base.read_result(fast, body) == base.read_result(
+    assert registry.read_result(fast, body) == registry.read_result(
         generic, MappingProxyType(body)
     )
     assert [getattr(fast, k) for k in _FACTS] == [getattr(generic, k) for k in _FACTS]

@@ -25,7 +25,7 @@ from aisys.stores import StoreOp, StoreRef
 
 if TYPE_CHECKING:
     from aisys.call import Call
-    from aisys.pipeline.chain import Proceed, Step
+    from aisys.pipeline.protocol import Proceed, Step
     from aisys.stores import Store
 
 __all__ = [

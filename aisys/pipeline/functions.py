@@ -226,7 +226,7 @@ class Invocation:
         if isinstance(result, str):
             return result
         from aisys.call import Call
-        from aisys.providers.base import read_result, stream_kind
+        from aisys.providers.registry import read_result, stream_kind
 
         if (
             stream_kind(result) is not None
@@ -241,7 +241,7 @@ class Invocation:
     def billed_by(self, result: Any, target: str | None) -> Billed | None:
         """What a refused return value was billed: the usage read from it."""
         from aisys.call import Call
-        from aisys.providers.base import read_result
+        from aisys.providers.registry import read_result
 
         scratch = Call("llm", "chat", provider=self.call.provider)
         if not read_result(scratch, result) or not scratch.usage:

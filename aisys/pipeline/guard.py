@@ -20,7 +20,7 @@ from aisys.pipeline._flow import Flow
 if TYPE_CHECKING:
     from aisys.call import Call
     from aisys.guards import Finding, Guard
-    from aisys.pipeline.chain import Proceed, Step
+    from aisys.pipeline.protocol import Proceed, Step
 
 __all__ = ["ChunkRedactor", "guard_input_step", "guard_output_step", "redact_spans"]
 

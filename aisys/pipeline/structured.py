@@ -18,7 +18,7 @@ from aisys.pipeline._flow import Flow
 
 if TYPE_CHECKING:
     from aisys.call import Call
-    from aisys.pipeline.chain import Proceed, Step
+    from aisys.pipeline.protocol import Proceed, Step
 
 __all__ = ["schema_format", "structured_step"]
 

@@ -61,16 +61,10 @@ __all__ = [
     "endpoint",
     "error_from_response",
     "field",
-    "get_provider",
     "joined_tool_calls",
     "json_body",
-    "known_providers",
     "normalise_messages",
-    "parse_model",
-    "read_chunk",
-    "read_result",
     "retry_after_s",
-    "stream_kind",
     "transport_error",
     "transport_errors",
 ]
@@ -251,58 +245,6 @@ def as_count(value: Any) -> int | None:
 def as_str(value: Any) -> str | None:
     """``value`` if it is a string, else None."""
     return value if isinstance(value, str) else None
-
-
-_BUILTIN: Mapping[str, str] = {
-    "anthropic": "aisys.providers.anthropic",
-    "openai": "aisys.providers.openai",
-    "scripted": "aisys.providers.scripted",
-}
-
-
-@functools.cache
-def _entry_points() -> dict[str, Any]:
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def known_providers() -> list[str]:
-    """Every provider prefix aisys can resolve: built-in and installed plug-ins."""
-    return sorted({*_BUILTIN, *_entry_points()})
-
-
-@functools.cache
-def get_provider(name: str) -> Provider:
-    """The adapter for a ``provider:`` prefix; ConfigError naming the known ones if none."""
-    import importlib
-
-    module = _BUILTIN.get(name)
-    if module is not None:
-        adapter: Provider = importlib.import_module(module).ADAPTER
-        return adapter
-    entry = _entry_points().get(name)
-    if entry is None:
-        msg = (
-            f"unknown provider {name!r}; known providers: "
-            f"{', '.join(known_providers())} (plug-ins register under the "
-            f"{ENTRY_POINT_GROUP!r} entry-point group)"
-        )
-        raise ConfigError(msg, field="model")
-    loaded = entry.load()
-    return loaded() if isinstance(loaded, type) else loaded  # type: ignore[no-any-return]
-
-
-def parse_model(spec: str) -> tuple[str, str]:
-    """Split ``"provider:model"``; the model part may itself contain colons."""
-    provider, sep, model = spec.partition(":")
-    if not sep or not provider or not model:
-        msg = (
-            f"model {spec!r} must be written 'provider:model', e.g. "
-            f"'openai:gpt-4o-mini'; known providers: {', '.join(known_providers())}"
-        )
-        raise ConfigError(msg, field="model")
-    return provider, model
 
 
 def normalise_messages(messages: Any) -> list[dict[str, Any]]:
@@ -574,43 +516,3 @@ class ResultReader(Protocol):
 
     def stream_kind(self, result: Any) -> StreamKind | None:
         """``"sync"``/``"async"`` when ``result`` is this provider's stream object."""
-
-
-@functools.cache
-def _readers() -> tuple[ResultReader, ...]:
-    from aisys.providers import aisys_types, anthropic, openai
-
-    return (aisys_types.READER, openai.READER, anthropic.READER)
-
-
-_PLAIN = frozenset({dict, str, list, tuple, type(None)})
-
-
-def read_result(call: Call, result: Any) -> bool:
-    """Fill ``call`` from a returned response; False if no provider recognised it."""
-    for reader in _readers():  # noqa: SIM110 - a loop, not any(): no generator per call
-        if reader.read(call, result):
-            return True
-    return False
-
-
-def read_chunk(call: Call, chunk: Any, state: StreamState) -> None:
-    """Fill ``call`` from one chunk a stream yielded; plain strings count as text."""
-    state.chunks += 1
-    if isinstance(chunk, str):
-        state.parts.append(chunk)
-        return
-    for reader in _readers():
-        if reader.read_chunk(call, chunk, state):
-            return
-
-
-def stream_kind(result: Any) -> StreamKind | None:
-    """Whether ``result`` is a provider stream aisys should wrap, and of which kind."""
-    if type(result) in _PLAIN:
-        return None
-    for reader in _readers():
-        kind = reader.stream_kind(result)
-        if kind is not None:
-            return kind
-    return None

@@ -4,12 +4,7 @@ Budgets keep their spend counters here (and the response cache its entries, as i
 comes). Amounts are integers (nano-USD for budgets) so every backend adds exactly.
 """
 
-from aisys.stores.base import (
-    Store,
-    StoreOp,
-    StoreRef,
-    open_store,
-    reset_memory_stores,
-)
+from aisys.stores.base import Store, StoreOp
+from aisys.stores.registry import StoreRef, open_store, reset_memory_stores
 
 __all__ = ["Store", "StoreOp", "StoreRef", "open_store", "reset_memory_stores"]

@@ -14,14 +14,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys.errors import AisysError, ProviderConnectionError, ProviderError
-from aisys.llm import Opened, deliver, read_answer, stream_attempt
+from aisys.llm.answers import deliver, read_answer
+from aisys.llm.attempts import Opened, stream_attempt
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.types import ChatChunk, ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
     from aisys.call import Call
     from aisys.lifecycle import CallScope
-    from aisys.llm import LLM
+    from aisys.llm.client import LLM
 
 __all__ = ["AsyncChatStream", "ChatStream"]
 

@@ -17,8 +17,6 @@ network, through one ``httpx2`` connection pool per LLM.
 
 from __future__ import annotations
 
-import copy
-import json
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -27,11 +25,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import httpx2
 
 from aisys._sentinel import DEFAULT, Default
-from aisys.call import Billed, Call, prompt_facts, requests_made
+from aisys.call import Call, prompt_facts
 from aisys.context import _SCOPE, Scope
-from aisys.errors import ConfigError, ProviderConnectionError
+from aisys.errors import ConfigError
 from aisys.lifecycle import CallScope
-from aisys.metering.cost import public_cost, usage_tokens
+from aisys.llm.answers import deliver, read_vectors
+from aisys.llm.attempts import chat_attempt, embed_attempt
+from aisys.llm.request import LLMRequest
+from aisys.llm.streams import AsyncChatStream, ChatStream
+from aisys.metering.cost import public_cost
 from aisys.metering.prices import check_price_as
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.pipeline.chain import assemble, run
@@ -47,423 +49,21 @@ from aisys.pipeline.route import (
     route_flow,
 )
 from aisys.pipeline.structured import structured_step
-from aisys.providers.base import (
-    Provider,
-    StreamParser,
-    Target,
-    error_from_response,
-    get_provider,
-    normalise_messages,
-    parse_model,
-    read_result,
-    transport_error,
-    transport_errors,
-)
+from aisys.providers.base import Provider, Target, normalise_messages
+from aisys.providers.registry import get_provider, parse_model
 from aisys.telemetry.spans import fixed_start
-from aisys.types import (
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    EmbeddingResponse,
-    Usage,
-)
+from aisys.types import CHAT_PARAMS, ChatRequest, ChatResponse, EmbeddingResponse
 
 if TYPE_CHECKING:
     from aisys._runtime import Runtime
-    from aisys.streams import AsyncChatStream, ChatStream
 
-__all__ = [
-    "DEFAULT_RETRY",
-    "LLM",
-    "LLMRequest",
-    "Opened",
-    "deliver",
-    "estimate",
-    "read_answer",
-    "stream_attempt",
-]
+__all__ = ["DEFAULT_RETRY", "LLM", "close_all"]
 
 T = TypeVar("T")
 _OPEN_LLMS: weakref.WeakSet[LLM] = weakref.WeakSet()
 _POOL_LOCK = threading.Lock()
-CHAT_PARAMS = frozenset(
-    {
-        "frequency_penalty",
-        "max_tokens",
-        "n",
-        "presence_penalty",
-        "response_format",
-        "seed",
-        "stop",
-        "temperature",
-        "tool_choice",
-        "tools",
-        "top_k",
-        "top_p",
-        "user",
-    }
-)
-"""The provider-neutral chat parameters; anything else goes in ``extra={...}``."""
 DEFAULT_RETRY = Retry()
 """The policy an LLM uses when ``retry=`` is not given: 3 attempts, 0.5 s doubling."""
-
-
-# -- effects: the only code here that does I/O ----------------------------------------
-
-
-class Send:
-    """Send a request on the LLM's pool (reading error bodies of streamed responses)."""
-
-    __slots__ = ("llm", "request", "stream")
-
-    def __init__(self, llm: LLM, request: httpx2.Request, *, stream: bool) -> None:
-        self.llm = llm
-        self.request = request
-        self.stream = stream
-
-    def run(self) -> httpx2.Response:
-        """Send with the sync client."""
-        try:
-            response = self.llm.client.send(self.request, stream=self.stream)
-            if self.stream and response.status_code >= 400:
-                response.read()
-                response.close()
-        except Exception as exc:
-            error = transport_error(exc, self.llm.provider.name, "sending the request")
-            if error is None:
-                raise
-            raise error from exc
-        return response
-
-    async def arun(self) -> httpx2.Response:
-        """Send with the async client."""
-        try:
-            response = await self.llm.aclient.send(self.request, stream=self.stream)
-            if self.stream and response.status_code >= 400:
-                await response.aread()
-                await response.aclose()
-        except Exception as exc:
-            error = transport_error(exc, self.llm.provider.name, "sending the request")
-            if error is None:
-                raise
-            raise error from exc
-        return response
-
-
-class EventReader:
-    """Read the next server-sent event of a streamed response (``None`` at the end)."""
-
-    __slots__ = ("_async", "_sync", "provider", "response")
-
-    def __init__(self, provider: str, response: httpx2.Response) -> None:
-        self.provider = provider
-        self.response = response
-        self._sync: Any = None
-        self._async: Any = None
-
-    def run(self) -> httpx2.ServerSentEvent | None:
-        """The next event, blocking."""
-        with transport_errors(self.provider, "reading the stream"):
-            if self._sync is None:
-                self._sync = iter(httpx2.EventSource(self.response))
-            event: httpx2.ServerSentEvent | None = next(self._sync, None)
-            return event
-
-    async def arun(self) -> httpx2.ServerSentEvent | None:
-        """The next event, awaited."""
-        with transport_errors(self.provider, "reading the stream"):
-            if self._async is None:
-                self._async = httpx2.EventSource(self.response).__aiter__()
-            event: httpx2.ServerSentEvent | None = await anext(self._async, None)
-            return event
-
-    def close(self) -> None:
-        """Close the response (sync)."""
-        self.response.close()
-
-    async def aclose(self) -> None:
-        """Close the response (async)."""
-        await self.response.aclose()
-
-
-class Close:
-    """Close a streamed response that will not be read to its end."""
-
-    __slots__ = ("reader",)
-
-    def __init__(self, reader: EventReader) -> None:
-        self.reader = reader
-
-    def run(self) -> None:
-        """Close, blocking."""
-        self.reader.close()
-
-    async def arun(self) -> None:
-        """Close, awaited."""
-        await self.reader.aclose()
-
-
-class Opened:
-    """A stream that has produced its first chunks (or ended cleanly without any)."""
-
-    __slots__ = ("chunks", "llm", "parser", "reader")
-
-    def __init__(
-        self,
-        llm: LLM,
-        reader: EventReader,
-        parser: StreamParser,
-        chunks: list[ChatChunk],
-    ) -> None:
-        self.llm = llm
-        self.reader = reader
-        self.parser = parser
-        self.chunks = chunks
-
-
-class LLMRequest:
-    """What travels down an LLM's chain: the LLM to ask, and the neutral request.
-
-    The LLM brings its fallbacks; a budget's downgrade swaps it for a cheaper one.
-    """
-
-    __slots__ = (
-        "chain",
-        "first_index",
-        "llm",
-        "max_retries",
-        "payload",
-        "response_model",
-        "use_cache",
-    )
-
-    def __init__(
-        self,
-        llm: LLM,
-        payload: Any,
-        *,
-        use_cache: bool = True,
-        chain: tuple[LLM, ...] | None = None,
-        response_model: Any = None,
-        max_retries: int = 2,
-    ) -> None:
-        self.llm = llm
-        self.payload = payload
-        self.use_cache = use_cache
-        self.chain = chain
-        """The targets to route over, when not ``llm`` and its fallbacks."""
-        self.response_model = response_model
-        self.max_retries = max_retries
-        self.first_index = 0
-        """Where ``chain`` starts in the whole chain (past targets an output guard
-        refused), so fallback indexes count from the primary."""
-
-    def _copy(self, **changes: Any) -> LLMRequest:
-        clone = copy.copy(self)
-        for name, value in changes.items():
-            setattr(clone, name, value)
-        return clone
-
-    def asking_for(
-        self, response_format: dict[str, Any] | None, model: Any
-    ) -> LLMRequest:
-        """The request asking for JSON of ``model``'s schema.
-
-        As ``response_format`` where the provider has it, else (or with ``None``) in a
-        system message.
-        """
-        payload = self.payload
-        native = getattr(self.llm.provider, "takes_response_format", True)
-        if response_format is not None and native:
-            params = {**payload.params, "response_format": response_format}
-            return self._copy(payload=payload.model_copy(update={"params": params}))
-        schema = json.dumps(model.model_json_schema())
-        instruction = {
-            "role": "system",
-            "content": f"Answer with only a JSON object matching this JSON schema: {schema}",
-        }
-        messages = [instruction, *payload.messages]
-        return self._copy(payload=payload.model_copy(update={"messages": messages}))
-
-    def followed_by(self, answer: str, feedback: str) -> LLMRequest:
-        """The conversation so far, the model's answer, and a user message after it."""
-        messages = [
-            *self.payload.messages,
-            {"role": "assistant", "content": answer},
-            {"role": "user", "content": feedback},
-        ]
-        return self._copy(
-            payload=self.payload.model_copy(update={"messages": messages})
-        )
-
-    def with_parsed(self, result: Any, parsed: Any, earlier: list[Any]) -> Any:
-        """The answer with ``parsed`` set and the usage of every attempt added up."""
-        hit = isinstance(result, _Hit)
-        response: ChatResponse = result.response if hit else result
-        usages = [
-            (r.response if isinstance(r, _Hit) else r).usage
-            for r in [*earlier, response]
-        ]
-        total = Usage(
-            input_tokens=sum(u.input_tokens for u in usages),
-            output_tokens=sum(u.output_tokens for u in usages),
-            cache_read_input_tokens=sum(u.cache_read_input_tokens for u in usages),
-            cache_write_input_tokens=sum(u.cache_write_input_tokens for u in usages),
-            reasoning_output_tokens=sum(u.reasoning_output_tokens for u in usages),
-            estimated=any(u.estimated for u in usages),
-        )
-        response = response.model_copy(update={"parsed": parsed, "usage": total})
-        return _Hit(response, result.chunks) if hit else response
-
-    def input_parts(self) -> list[tuple[int, str, str]]:
-        """Each message's text by role (embeddings: each text, as the user's)."""
-        payload = self.payload
-        if not isinstance(payload, ChatRequest):
-            return [(i, "user", text) for i, text in enumerate(payload[0])]
-        parts = []
-        for index, message in enumerate(payload.messages):
-            content = message.get("content")
-            if isinstance(content, list):
-                content = "".join(
-                    p.get("text", "") for p in content if isinstance(p, Mapping)
-                )
-            if isinstance(content, str) and content:
-                parts.append((index, str(message.get("role", "user")), content))
-        return parts
-
-    def with_input(self, replaced: dict[int, str]) -> LLMRequest:
-        """The request with some message texts replaced (an input guard's redaction)."""
-        payload = self.payload
-        if not isinstance(payload, ChatRequest):
-            texts = [replaced.get(i, t) for i, t in enumerate(payload[0])]
-            return self._copy(payload=(texts, payload[1]))
-        messages = [
-            {**message, "content": replaced[index]} if index in replaced else message
-            for index, message in enumerate(payload.messages)
-        ]
-        return self._copy(payload=payload.model_copy(update={"messages": messages}))
-
-    def output_text(self, result: Any) -> str | None:
-        """The answer's text; ``None`` for a stream (checked once it has ended)."""
-        if isinstance(result, _Hit):
-            return result.response.text
-        if isinstance(result, ChatResponse):
-            return result.text
-        if isinstance(result, EmbeddingResponse):
-            return ""
-        return None
-
-    def with_output(self, result: Any, text: str) -> Any:
-        """The answer with its text replaced (an output guard's redaction)."""
-        if isinstance(result, _Hit):
-            return _Hit(result.response.model_copy(update={"text": text}), None)
-        return result.model_copy(update={"text": text})
-
-    def billed_by(self, result: Any, target: str | None) -> Billed | None:
-        """What a refused answer was billed: its usage, at the target that answered."""
-        if not isinstance(result, ChatResponse):
-            return None  # a cache hit (or a stream, read as it ends) bills nothing here
-        if result.usage.estimated:
-            try:
-                result = estimate(result, self.payload)
-            except Exception:  # metering never fails the call
-                return None
-        chain = self.chain or (self.llm, *self.llm.fallbacks)
-        llm = next((each for each in chain if each.model == target), self.llm)
-        tokens, _ = usage_tokens(result.usage)
-        return (
-            result.provider or llm.provider.name,
-            result.model or llm.target.model,
-            llm.target.base_url,
-            llm.price_as,
-            tokens,
-        )
-
-    def after(self, target: str | None) -> LLMRequest | None:
-        """The request to the targets after ``target`` in this request's chain."""
-        chain = self.chain or (self.llm, *self.llm.fallbacks)
-        labels = [llm.model for llm in chain]
-        if target not in labels:
-            return None
-        place = labels.index(target) + 1
-        rest = chain[place:]
-        if not rest:
-            return None
-        return self._copy(
-            llm=rest[0],
-            chain=tuple(rest),
-            use_cache=False,
-            first_index=self.first_index + place,
-        )
-
-    @property
-    def shares_flights(self) -> bool:
-        """Chat and embeddings share an in-flight answer; streams do not."""
-        return not (isinstance(self.payload, ChatRequest) and self.payload.stream)
-
-    def cache_material(self) -> dict[str, Any]:
-        """Provider, model, endpoint and the whole request, but not ``stream``."""
-        target = self.llm.target
-        material: dict[str, Any] = {
-            "provider": target.provider,
-            "model": target.model,
-            "endpoint": target.base_url,
-        }
-        payload = self.payload
-        if isinstance(payload, ChatRequest):
-            material["messages"] = payload.messages
-            material["params"] = payload.params
-            material["extra"] = payload.extra
-        else:
-            texts, extra = payload
-            material["embed"] = texts
-            material["extra"] = dict(extra)
-        return material
-
-    def from_cache(
-        self, value: Any, chunks: list[str] | None, *, shared: bool = True
-    ) -> Any:
-        """A stored answer, to be marked as cached (streams replay it: `ChatStream`).
-
-        Answers are frozen models: shared or not, one object serves every caller.
-        """
-        if isinstance(value, ChatResponse):
-            return _Hit(value, chunks)
-        return value
-
-    def wait_limit(self) -> float:
-        """The deadline, or the request timeout."""
-        return self.llm.deadline or self.llm.target.timeout
-
-    def priced_as(self) -> tuple[str | None, str | None, str | None]:
-        """Provider, model and endpoint of the LLM asked first (``price_as`` wins)."""
-        llm = self.llm
-        target = llm.target
-        if llm.price_as is not None:
-            return llm.price_as, target.model, None
-        return target.provider, target.model, target.base_url
-
-    def retarget(self, model: str | LLM) -> LLMRequest:
-        """The same request to another model (a budget's downgrade)."""
-        llm = model if isinstance(model, LLM) else self.llm.sibling(model)
-        return self._copy(llm=llm, chain=None, first_index=0)
-
-
-# Hits of one stored (frozen, shared) answer are delivered as the same copy, while the
-# facts it carries (attempts, fallback index, cost, cached) are the same. Only answers
-# the cache keeps parsed (small ones) are remembered: others are new objects each hit.
-_DELIVERED: dict[int, tuple[ChatResponse, tuple[Any, ...], ChatResponse]] = {}
-
-
-class _Hit:
-    """A cached chat answer travelling back up the chain (with its stream chunks)."""
-
-    __slots__ = ("chunks", "response")
-
-    def __init__(self, response: ChatResponse, chunks: list[str] | None) -> None:
-        self.response = response
-        self.chunks = chunks
-
 
 # -- the LLM ----------------------------------------------------------------------------
 
@@ -773,7 +373,7 @@ class LLM:
         scope = self.begin("chat", request, prompt=prompt)
         try:
             response: ChatResponse = drive(
-                self._call_flow(scope, _chat_attempt, request, use_cache, shape)
+                self._call_flow(scope, chat_attempt, request, use_cache, shape)
             )
         except BaseException as exc:
             scope.end(exc)
@@ -789,7 +389,7 @@ class LLM:
         scope = self.begin("chat", request, prompt=prompt)
         try:
             response: ChatResponse = await adrive(
-                self._call_flow(scope, _chat_attempt, request, use_cache, shape)
+                self._call_flow(scope, chat_attempt, request, use_cache, shape)
             )
         except BaseException as exc:
             await scope.aend(exc)
@@ -804,16 +404,12 @@ class LLM:
         happen only before the first chunk reaches you. Once exhausted,
         ``stream.response`` holds the whole `ChatResponse` with usage.
         """
-        from aisys.streams import ChatStream
-
         use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         request = self._request(messages, params, stream=True)
         return ChatStream(self, request, use_cache=use_cache, prompt=prompt)
 
     def astream(self, messages: Any, **params: Any) -> AsyncChatStream:
         """The async twin of `stream`: use with ``async for`` / ``async with``, not await."""
-        from aisys.streams import AsyncChatStream
-
         use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         request = self._request(messages, params, stream=True)
         return AsyncChatStream(self, request, use_cache=use_cache, prompt=prompt)
@@ -830,7 +426,7 @@ class LLM:
         scope = self.begin("embeddings", None, texts=request[0])
         try:
             vectors: EmbeddingResponse = drive(
-                self._call_flow(scope, _embed_attempt, request, cache)
+                self._call_flow(scope, embed_attempt, request, cache)
             )
         except BaseException as exc:
             scope.end(exc)
@@ -850,7 +446,7 @@ class LLM:
         scope = self.begin("embeddings", None, texts=request[0])
         try:
             vectors: EmbeddingResponse = await adrive(
-                self._call_flow(scope, _embed_attempt, request, cache)
+                self._call_flow(scope, embed_attempt, request, cache)
             )
         except BaseException as exc:
             await scope.aend(exc)
@@ -870,7 +466,7 @@ class LLM:
         scope.activate()
         result = yield from self.chain_flow(scope, attempt, payload, use_cache, shape)
         scope.deactivate()
-        if attempt is _embed_attempt:
+        if attempt is embed_attempt:
             return self._finished_embed(scope, result)
         return deliver(scope, payload, result)
 
@@ -1018,140 +614,9 @@ class LLM:
     def _finished_embed(
         self, scope: CallScope, response: EmbeddingResponse
     ) -> EmbeddingResponse:
-        scope.read(response, _read_vectors)
+        scope.read(response, read_vectors)
         scope.meter()
         return response.model_copy(update={"cost": public_cost(scope.call.cost)})
-
-
-def deliver(
-    scope: CallScope, request: ChatRequest, response: ChatResponse | _Hit
-) -> ChatResponse:
-    """The answer as the caller gets it: read, metered, with the route's facts on it.
-
-    Usage the provider did not report is counted; attempts, fallback index and cost
-    are set.
-    """
-    cached = isinstance(response, _Hit)
-    given = response.response if isinstance(response, _Hit) else response
-    scope.read(given, read_answer, request)
-    scope.meter()
-    call = scope.call
-    answer: ChatResponse = call.response  # as read: with its usage counted
-    route = scope.route
-    facts = (
-        requests_made(route.attempts) if route is not None else 1,
-        route.fallback_index if route is not None else 0,
-        public_cost(call.cost),
-        cached,
-    )
-    if cached:  # a stored answer, delivered alike on every hit: copied once
-        seen = _DELIVERED.get(id(answer))
-        if seen is not None and seen[0] is answer and seen[1] == facts:
-            return seen[2]
-    delivered: ChatResponse = answer.model_copy(
-        update={
-            "attempts": facts[0],
-            "fallback_index": facts[1],
-            "cost": facts[2],
-            "cached": cached,
-        }
-    )
-    if cached:
-        import aisys.pipeline.cache as cache  # loaded: the answer came from it
-
-        if cache.memoised(answer):
-            if len(_DELIVERED) >= 256:
-                _DELIVERED.clear()
-            _DELIVERED[id(answer)] = (answer, facts, delivered)
-    return delivered
-
-
-def read_answer(call: Call, response: ChatResponse, request: ChatRequest) -> None:
-    """A chat answer's facts, or a stream's as far as it got.
-
-    Usage the provider did not report is counted, marked estimated.
-    """
-    call.response = response
-    counted = True
-    if response.usage.estimated:
-        try:
-            response = call.response = estimate(response, request)
-        except Exception as exc:  # metering never fails an answered call
-            call.unread = f"counting its tokens failed: {exc!r}"
-            counted = False
-    call.provider = response.provider or call.provider
-    read_result(call, response)
-    if not counted:
-        call.usage = None  # not counted is unknown, never 0 tokens at $0
-
-
-def _read_vectors(call: Call, response: EmbeddingResponse) -> None:
-    """An embeddings answer's facts."""
-    call.response = response
-    call.response_model = response.model
-    call.provider = response.provider or call.provider
-    call.set_usage(input_tokens=response.usage.input_tokens)
-    call.estimated = response.usage.estimated
-
-
-# -- attempts (flows) ---------------------------------------------------------------
-
-
-def _chat_attempt(
-    llm: LLM, request: ChatRequest, timeout: float | None
-) -> Flow[ChatResponse]:
-    http_request = llm._http(llm.provider.chat_request(llm.target, request), timeout)
-    response = yield Send(llm, http_request, stream=False)
-    if response.status_code >= 400:
-        raise error_from_response(llm.provider.name, response)
-    return llm.provider.parse_chat(llm.target, response)
-
-
-def stream_attempt(
-    llm: LLM, request: ChatRequest, timeout: float | None
-) -> Flow[Opened]:
-    """Open a stream and read up to its first chunk: the part that may be retried."""
-    http_request = llm._http(llm.provider.chat_request(llm.target, request), timeout)
-    response = yield Send(llm, http_request, stream=True)
-    if response.status_code >= 400:
-        raise error_from_response(llm.provider.name, response)
-    reader = EventReader(llm.provider.name, response)
-    parser = llm.provider.stream_parser(llm.target)
-    try:
-        while True:
-            event = yield reader
-            if event is None:
-                if parser.complete:
-                    return Opened(llm, reader, parser, [])
-                raise ProviderConnectionError(
-                    f"the {llm.provider.name} stream ended before its first chunk",
-                    provider=llm.provider.name,
-                )
-            chunks = parser.feed(event.event, event.data)
-            if chunks:
-                return Opened(llm, reader, parser, chunks)
-    except GeneratorExit:
-        raise  # the caller was cancelled: nothing may be yielded any more
-    except BaseException as exc:
-        reported = parser.response().usage
-        if not reported.estimated:
-            # Billed even though the attempt failed (e.g. an error after message_start).
-            exc.usage = reported  # type: ignore[attr-defined]
-        yield Close(reader)
-        raise
-
-
-def _embed_attempt(
-    llm: LLM, request: tuple[list[str], Mapping[str, Any]], timeout: float | None
-) -> Flow[EmbeddingResponse]:
-    texts, extra = request
-    http_request = llm._http(
-        llm.provider.embed_request(llm.target, texts, extra), timeout
-    )
-    response = yield Send(llm, http_request, stream=False)
-    if response.status_code >= 400:
-        raise error_from_response(llm.provider.name, response)
-    return llm.provider.parse_embed(llm.target, response)
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -1190,19 +655,6 @@ def _embed_request(
             msg = "embed() takes a string or a list of strings"
             raise TypeError(msg)
     return listed, extra or {}
-
-
-def estimate(response: ChatResponse, request: ChatRequest) -> ChatResponse:
-    """Usage the provider did not report, counted with tiktoken and marked estimated."""
-    from aisys.metering.tokens import count_tokens
-
-    model = response.model or request.model
-    usage = Usage(
-        input_tokens=count_tokens(request.messages, model),
-        output_tokens=count_tokens(response.text, model),
-        estimated=True,
-    )
-    return response.model_copy(update={"usage": usage})
 
 
 def close_all() -> None:
