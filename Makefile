@@ -20,6 +20,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check aisys tests benchmarks examples
 	$(PY) -m ruff format --check aisys
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

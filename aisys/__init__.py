@@ -14,6 +14,7 @@ import importlib as _importlib
 import typing as _typing
 
 from aisys import context
+from aisys._runtime import DEFAULT_RUNTIME as _DEFAULT
 from aisys._runtime import Runtime
 from aisys._version import __version__
 from aisys.errors import (
@@ -39,15 +40,13 @@ from aisys.errors import (
 
 if _typing.TYPE_CHECKING:
     from aisys.llm import LLM, AsyncChatStream, ChatStream
-    from aisys.metering.cost import estimate_cost
     from aisys.metering.prices import register_price
     from aisys.metering.tokens import count_tokens
     from aisys.pipeline.budget import Budget, BudgetStoreError
     from aisys.pipeline.cache import Cache
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
-    from aisys.prompts import Prompt, get_prompt
-    from aisys.safety.redact import redact
+    from aisys.prompts import Prompt
     from aisys.settings import Settings
     from aisys.types import (
         ChatChunk,
@@ -115,7 +114,10 @@ __all__ = [
     "traced_retrieval",
 ]
 
-_DEFAULT = Runtime()
+
+estimate_cost = _DEFAULT.estimate_cost
+get_prompt = _DEFAULT.get_prompt
+redact = _DEFAULT.redact
 
 configure = _DEFAULT.configure
 flush = _DEFAULT.flush
@@ -142,14 +144,11 @@ _LAZY = {
     "Usage": "aisys.types",
     "Settings": "aisys.settings",
     "count_tokens": "aisys.metering.tokens",
-    "estimate_cost": "aisys.metering.cost",
     "register_price": "aisys.metering.prices",
     "Budget": "aisys.pipeline.budget",
     "BudgetStoreError": "aisys.pipeline.budget",
     "Cache": "aisys.pipeline.cache",
     "Prompt": "aisys.prompts",
-    "get_prompt": "aisys.prompts",
-    "redact": "aisys.safety.redact",
 }
 
 

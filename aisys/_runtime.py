@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aisys._sentinel import DEFAULT, Default
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from aisys.safety.redact import Redactor
     from aisys.settings import Settings
     from aisys.telemetry.runtime import Telemetry
+    from aisys.types import Cost
 
 __all__ = ["Runtime"]
 
@@ -186,6 +188,67 @@ class Runtime:
         with self._lock:
             old, self._telemetry = self._telemetry, telemetry
         return old
+
+    # -- what reads the settings ----------------------------------------------------
+
+    def estimate_cost(
+        self, model: str, usage: Any, *, provider: str | None = None
+    ) -> Cost:
+        """What ``usage`` (an `aisys.Usage` or a dict of its fields) costs on ``model``.
+
+        ``model`` is ``"gpt-4o-mini"`` or ``"openai:gpt-4o-mini"``; dated snapshots
+        match their model. Cached input is priced at the cache-read price and cache
+        writes at the cache-write price, each token once; reasoning tokens are output
+        tokens, once. The settings' prices file is in force.
+
+        Added in 0.1.
+        """
+        from aisys.metering.cost import estimate_cost
+
+        self.settings  # noqa: B018 - reading them puts their prices file in force
+        return estimate_cost(model, usage, provider=provider)
+
+    def get_prompt(
+        self,
+        name: str,
+        version: int | None = None,
+        label: str | None = None,
+        *,
+        directory: Path | str | None = None,
+    ) -> Prompt:
+        """A prompt from the ``prompts_dir`` setting (or ``directory``).
+
+        No version or label: the file as it is now (`Prompt.version` is the released
+        number whose hash it matches, else ``"draft"``). With ``require_approval=True``
+        a protected label (``production`` by default) must point to an approved version
+        whose released copy still matches its hash, else `aisys.PromptError` — before
+        any request is made. The file is parsed once per change; rendering does no
+        file I/O.
+
+        Added in 0.1.
+        """
+        from aisys.prompts import get_prompt
+
+        settings = self.settings
+        return get_prompt(
+            name,
+            version,
+            label,
+            directory=settings.prompts_dir if directory is None else directory,
+            require_approval=settings.require_approval,
+        )
+
+    def redact(self, text: str) -> str:
+        """``text`` with secrets and personal data replaced by typed placeholders.
+
+        Uses the ``redact_patterns``/``redactor`` settings; inside a trace, numbers
+        follow that trace's (the same value gets the same placeholder as in its spans).
+
+        Added in 0.1.
+        """
+        from aisys.telemetry.runtime import current_trace_id
+
+        return self.redactor.redact(text, current_trace_id())
 
     # -- instrumentation ------------------------------------------------------------
 
@@ -453,3 +516,8 @@ def _budgets(budget: Any, spec: Spec, fn: Callable[..., Any]) -> tuple[Any, ...]
             )
             raise ConfigError(msg, field="budget")
     return budgets
+
+
+DEFAULT_RUNTIME = Runtime()
+"""The runtime `aisys.configure`, `aisys.traced_llm` … are bound to, and that an
+`aisys.LLM` made without ``runtime=`` records its calls in."""

@@ -245,15 +245,11 @@ class TracedAsyncStream:
 def generator_wrapper(
     runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
 ) -> Callable[..., Any]:
-    from opentelemetry import trace  # at decoration: `import aisys` stays light
-    from opentelemetry.context import attach, detach
-
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         scope = spec.begin(runtime, args, kwargs, plan)
         call = scope.call
         finisher = Finisher(scope, spec, args, kwargs)
         # The span is current only while the function body runs, never across a yield.
-        current = trace.set_span_in_context(scope.span)
         scope.activate()
         try:
             gen = _start(scope, fn, plan, args, kwargs)
@@ -278,17 +274,17 @@ def generator_wrapper(
                     finisher.finish(early=True)
                     raise
                 except BaseException as exc:
-                    token = attach(current)
+                    scope.activate()
                     try:
                         item = gen.throw(exc)
                     finally:
-                        detach(token)
+                        scope.deactivate()
                 else:
-                    token = attach(current)
+                    scope.activate()
                     try:
                         item = gen.send(sent)
                     finally:
-                        detach(token)
+                        scope.deactivate()
         except StopIteration as stop:
             value = stop.value
         except BaseException as exc:
@@ -311,14 +307,10 @@ def generator_wrapper(
 def async_generator_wrapper(
     runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
 ) -> Callable[..., Any]:
-    from opentelemetry import trace  # at decoration: `import aisys` stays light
-    from opentelemetry.context import attach, detach
-
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         scope = spec.begin(runtime, args, kwargs, plan)
         call = scope.call
         finisher = Finisher(scope, spec, args, kwargs)
-        current = trace.set_span_in_context(scope.span)
         scope.activate()
         try:
             gen = _start(scope, fn, plan, args, kwargs)
@@ -330,13 +322,13 @@ def async_generator_wrapper(
         throw: BaseException | None = None
         try:
             while True:
-                token = attach(current)
+                scope.activate()
                 try:
                     item = await (
                         gen.athrow(throw) if throw is not None else gen.asend(sent)
                     )
                 finally:
-                    detach(token)
+                    scope.deactivate()
                 throw = None
                 if call.chunk_redactor is not None:
                     item = finisher.redacted(item)

@@ -27,6 +27,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from aisys.errors import ConfigError
+from aisys.safety.redact import detector
 
 __all__ = [
     "Check",
@@ -161,12 +162,10 @@ class _Detected(Guard):
     kinds: frozenset[str] = frozenset()
 
     def find(self, text: str, source: str) -> list[Finding]:
-        """The redactor's findings of this guard's kinds."""
-        import aisys
-
+        """The built-in detectors' findings of this guard's kinds."""
         return [
             Finding(self.name, kind, source, start, end)
-            for start, end, kind in aisys._DEFAULT.redactor.findings(text)
+            for start, end, kind in detector().findings(text)
             if kind in self.kinds
         ]
 

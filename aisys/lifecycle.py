@@ -45,7 +45,17 @@ class CallScope:
     the telemetry — once, whatever happens after.
     """
 
-    __slots__ = ("_token", "call", "done", "metered", "route", "span", "started", "tel")
+    __slots__ = (
+        "_context",
+        "_token",
+        "call",
+        "done",
+        "metered",
+        "route",
+        "span",
+        "started",
+        "tel",
+    )
 
     def __init__(
         self,
@@ -64,13 +74,20 @@ class CallScope:
         self.started = time.perf_counter()
         self.done = False
         self.metered = False
+        self._context: Context | None = None
         self._token: object = None
 
     # -- around the work ---------------------------------------------------------------
 
     def activate(self) -> None:
-        """Make the call's span current (for the work and the calls nested in it)."""
-        self._token = self.tel.activate(self.span)
+        """Make the call's span current (for the work and the calls nested in it).
+
+        A generator's span is made current around each step, never across a yield.
+        """
+        context = self._context
+        if context is None:
+            context = self._context = self.tel.context_of(self.span)
+        self._token = self.tel.attach(context)
 
     def deactivate(self) -> None:
         """Restore what was current before `activate`."""

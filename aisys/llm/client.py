@@ -20,10 +20,11 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import httpx2
 
+from aisys._runtime import DEFAULT_RUNTIME, Runtime
 from aisys._sentinel import DEFAULT, Default
 from aisys.call import Call, prompt_facts
 from aisys.context import _SCOPE, Scope
@@ -53,9 +54,6 @@ from aisys.providers.base import Provider, Target, normalise_messages
 from aisys.providers.registry import get_provider, parse_model
 from aisys.telemetry.spans import fixed_start
 from aisys.types import CHAT_PARAMS, ChatRequest, ChatResponse, EmbeddingResponse
-
-if TYPE_CHECKING:
-    from aisys._runtime import Runtime
 
 __all__ = ["DEFAULT_RETRY", "LLM", "close_all"]
 
@@ -288,11 +286,7 @@ class LLM:
     @property
     def runtime(self) -> Runtime:
         """The runtime recording this LLM's calls."""
-        if self._runtime is not None:
-            return self._runtime
-        import aisys
-
-        return aisys._DEFAULT
+        return self._runtime or DEFAULT_RUNTIME
 
     # -- connection pools -----------------------------------------------------------
 

@@ -248,11 +248,11 @@ def _usage_dict(usage: Any) -> tuple[dict[str, int], bool]:
 def estimate_cost(model: str, usage: Any, *, provider: str | None = None) -> Cost:
     """What ``usage`` (an `aisys.Usage` or a dict of its fields) costs on ``model``.
 
-    ``model`` is ``"gpt-4o-mini"`` or ``"openai:gpt-4o-mini"``; dated snapshots match
+    At the prices in force (`aisys.estimate_cost` first puts the settings' prices file
+    in force). ``model`` is ``"gpt-4o-mini"`` or ``"openai:gpt-4o-mini"``; dated snapshots match
     their model. Cached input is priced at the cache-read price and cache writes at the
     cache-write price, each token once; reasoning tokens are output tokens, once.
 
-    Added in 0.1.
     """
     from aisys.types import Cost, Usage
 
@@ -281,7 +281,6 @@ def estimate_cost(model: str, usage: Any, *, provider: str | None = None) -> Cos
         )
         raise ConfigError(msg, field="usage")
     provider, name = split_model(model, provider)
-    _default_settings()
     price = find_price(provider, name)
     tokens, estimated = _usage_dict(usage)
     parts = price_usage(price, tokens)
@@ -295,13 +294,6 @@ def estimate_cost(model: str, usage: Any, *, provider: str | None = None) -> Cos
         input_usd=parts[0],
         output_usd=parts[1],
     )
-
-
-def _default_settings() -> None:
-    """Read the default runtime's settings, so its prices file is in force."""
-    import aisys
-
-    aisys._DEFAULT.settings  # noqa: B018 - reading them puts their prices in force
 
 
 def use_settings(settings: Any) -> None:

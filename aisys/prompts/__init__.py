@@ -19,25 +19,17 @@ def get_prompt(
     version: int | None = None,
     label: str | None = None,
     *,
-    directory: Path | str | None = None,
+    directory: Path | str,
+    require_approval: bool = False,
 ) -> Prompt:
-    """A prompt from the ``prompts_dir`` setting (or ``directory``).
+    """A prompt from ``directory`` (`aisys.get_prompt` passes the settings' own).
 
     No version or label: the file as it is now (`Prompt.version` is the released number
-    whose hash it matches, else ``"draft"``). With ``require_approval=True`` a protected
+    whose hash it matches, else ``"draft"``). With ``require_approval`` a protected
     label (``production`` by default) must point to an approved version whose released
     copy still matches its hash, else `aisys.PromptError` — before any request is made.
     The file is parsed once per change; rendering does no file I/O.
-
-    Added in 0.1.
     """
-    import aisys
-
-    settings = aisys._DEFAULT.settings
-    registry = Registry(directory if directory is not None else settings.prompts_dir)
-    return registry.get(
-        name,
-        version=version,
-        label=label,
-        require_approval=settings.require_approval,
+    return Registry(directory).get(
+        name, version=version, label=label, require_approval=require_approval
     )

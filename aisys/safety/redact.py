@@ -14,6 +14,7 @@ so ordinary text costs little. The secret patterns follow what ``detect-secrets`
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import threading
@@ -21,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["Redactor", "redact"]
+__all__ = ["Redactor", "detector"]
 
 # Secrets: each pattern is tried only where one of its needles starts (the text is never
 # scanned for them as a whole), so ordinary prose costs a few substring searches. Needles
@@ -352,25 +353,7 @@ class Redactor:
         return value
 
 
-_DEFAULT: Redactor | None = None
-
-
-def redact(text: str) -> str:
-    """``text`` with secrets and personal data replaced by typed placeholders.
-
-    Uses the ``redact_patterns``/``redactor`` settings; inside a trace, numbers follow
-    that trace's (the same value gets the same placeholder as in its spans).
-
-    Added in 0.1.
-    """
-    import aisys
-
-    runtime = aisys._DEFAULT
-    return runtime.redactor.redact(text, _current_trace())
-
-
-def _current_trace() -> str:
-    from opentelemetry import trace
-
-    context = trace.get_current_span().get_span_context()
-    return f"{context.trace_id:032x}" if context.is_valid else ""
+@functools.cache
+def detector() -> Redactor:
+    """The built-in detectors alone (no settings): what the guards look for."""
+    return Redactor()

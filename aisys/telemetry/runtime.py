@@ -35,7 +35,7 @@ from aisys.telemetry.spans import (
     start_attributes,
 )
 
-__all__ = ["Telemetry"]
+__all__ = ["Telemetry", "current_trace_id"]
 
 _log = logging.getLogger("aisys")
 _KINDS = {
@@ -174,12 +174,16 @@ class Telemetry:
             _log.warning("aisys could not start a span", exc_info=True)
             return trace.INVALID_SPAN
 
-    def activate(self, span: Span) -> object:
-        """Make ``span`` current; returns the token `deactivate` needs."""
-        return otel_context.attach(trace.set_span_in_context(span))
+    def context_of(self, span: Span) -> otel_context.Context:
+        """The context in which ``span`` is current (made once, attached many times)."""
+        return trace.set_span_in_context(span)
+
+    def attach(self, context: otel_context.Context) -> object:
+        """Make ``context`` current; returns the token `deactivate` needs."""
+        return otel_context.attach(context)
 
     def deactivate(self, token: object) -> None:
-        """Restore the context that was current before `activate`."""
+        """Restore the context that was current before `attach`."""
         otel_context.detach(token)  # type: ignore[arg-type]
 
     def end(self, call: Call, span: Span, started: float) -> None:
@@ -390,3 +394,9 @@ def _bound_context() -> dict[str, Any] | None:
     if not structlog.is_configured():
         return None
     return structlog.contextvars.get_contextvars() or None
+
+
+def current_trace_id() -> str:
+    """The current span's trace id as 32 hex digits; ``""`` outside any trace."""
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else ""
