@@ -13,8 +13,7 @@ from __future__ import annotations
 import importlib as _importlib
 import typing as _typing
 
-from aisys import context
-from aisys._runtime import DEFAULT_RUNTIME as _DEFAULT
+from aisys import _runtime, context
 from aisys._runtime import Runtime
 from aisys._version import __version__
 from aisys.errors import (
@@ -114,6 +113,9 @@ __all__ = [
     "traced_retrieval",
 ]
 
+
+_DEFAULT = _runtime.DEFAULT_RUNTIME
+"""The default runtime the functions below are bound to."""
 
 estimate_cost = _DEFAULT.estimate_cost
 get_prompt = _DEFAULT.get_prompt

@@ -61,6 +61,7 @@ class Call:
         "operation",
         "output_checks",
         "output_text",
+        "placeholders",
         "price_as",
         "prompt",
         "provider",
@@ -171,6 +172,8 @@ class Call:
         """(guard, action, findings) for every guard that found something."""
         self.output_checks: list[Any] = []
         """Checks a streamed answer's whole text must pass when the stream ends."""
+        self.placeholders: dict[tuple[str, str], str] = {}
+        """The placeholders guards gave this call's text, so a value keeps its own."""
         self.chunk_redactor: Any = None
         """Redacts a streamed answer's chunks before delivery (see `ChunkRedactor`)."""
 

@@ -76,8 +76,8 @@ def test_input_redact_sends_the_masked_text(server: WireServer) -> None:
     sent = server.requests[0].body["messages"][0]["content"]
     assert KEY not in sent
     assert "ana@example.com" not in sent
-    assert "[SECRETS]" in sent
-    assert "[PII]" in sent
+    # aisys.redact's typed, numbered placeholders, not the guard's name
+    assert "key [SECRET_1], mail [EMAIL_1]" in sent
 
 
 def test_flag_lets_the_call_through(server: WireServer, seen: Captured) -> None:
@@ -107,7 +107,7 @@ def test_output_redact_and_system_prompt_echo(server: WireServer) -> None:
             [{"role": "system", "content": system}, {"role": "user", "content": "hi"}]
         )
     assert system not in answer.text
-    assert "[EXFILTRATION]" in answer.text
+    assert "[SYSTEM_PROMPT_1]" in answer.text
 
 
 def test_output_fallback_asks_the_next_target(server: WireServer) -> None:
@@ -169,7 +169,9 @@ def test_chunk_redaction_never_releases_part_of_a_secret(
         for size in (6, len(secret)):
             for i in range(len(secret) - size + 1):
                 assert secret[i : i + size] not in delivered
-    assert delivered.replace("[SECRETS]", "") == re.sub(r"\[SECRET_\d+\]", "", whole)
+    assert re.sub(r"\[SECRET_\d+\]", "", delivered) == re.sub(
+        r"\[SECRET_\d+\]", "", whole
+    )
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -189,10 +191,10 @@ async def test_stream_secrets_are_redacted_per_chunk(
             chunks = [chunk async for chunk in stream]
     texts = [c.text for c in chunks]
     assert not any("sk-" in t or "q1W2" in t for t in texts)
-    assert "".join(texts) == "Here you go: [SECRETS] and done."
+    assert "".join(texts) == "Here you go: [SECRET_1] and done."
     assert chunks[-1].finish_reason == "stop"
     assert stream.response is not None
-    assert stream.response.text == "Here you go: [SECRETS] and done."
+    assert stream.response.text == "Here you go: [SECRET_1] and done."
     (span,) = seen.spans
     assert span.attributes["aisys.guard.findings"] == ("secrets",)
 
@@ -232,7 +234,7 @@ def test_decorated_generators_are_guarded(seen: Captured) -> None:
         list(answer(INJECTION))
     assert started == []  # blocked before the generator body ran
     delivered = list(answer("what is the key?"))
-    assert "".join(delivered) == "the key is [SECRETS] and that is all"
+    assert "".join(delivered) == "the key is [SECRET_1] and that is all"
     assert not any("q1W2" in piece for piece in delivered)
     blocked, redacted = seen.spans
     assert blocked.attributes["error.type"] == "aisys.GuardError"

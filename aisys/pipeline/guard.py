@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aisys.errors import GuardError
 from aisys.pipeline._flow import Flow
+from aisys.safety.redact import placeholders
 
 if TYPE_CHECKING:
     from aisys.call import Call
@@ -25,19 +26,22 @@ if TYPE_CHECKING:
 __all__ = ["ChunkRedactor", "guard_input_step", "guard_output_step", "redact_spans"]
 
 
-def redact_spans(text: str, findings: Sequence[Finding], label: str) -> str:
-    """``text`` with each finding's span replaced by ``[label]``."""
-    spans = sorted({(f.start, f.end) for f in findings})
-    parts = []
-    last = 0
-    for start, end in spans:
-        if start < last:
-            continue
-        parts.append(text[last:start])
-        parts.append(f"[{label}]")
-        last = end
-    parts.append(text[last:])
-    return "".join(parts)
+def redact_spans(call: Call, text: str, findings: Sequence[Finding]) -> str:
+    """``text`` with each finding replaced by its typed, numbered placeholder.
+
+    The format `aisys.redact` writes (``[SECRET_1]``, ``[EMAIL_1]``, ``[LINK_1]``),
+    numbered across the call's input and output.
+    """
+    return placeholders(
+        text,
+        ((f.start, f.end, _kind(f.kind)) for f in findings),
+        call.placeholders,
+    )
+
+
+def _kind(kind: str) -> str:
+    """A finding's kind as a placeholder names it: ``link`` → ``LINK``."""
+    return re.sub(r"[^A-Z0-9]+", "_", kind.upper()).strip("_") or "REDACTED"
 
 
 _OUTCOMES = {
@@ -77,10 +81,9 @@ def guard_input_step(guards: tuple[Guard, ...]) -> Step:
             if guard.action == "block":
                 raise _blocked(guard, findings, "input")
             if guard.action == "redact":
-                label = guard.name.upper()
                 request = request.with_input(
                     {
-                        index: redact_spans(text, found[index], label)
+                        index: redact_spans(call, text, found[index])
                         for index, _, text in parts
                         if found[index]
                     }
@@ -164,7 +167,7 @@ def _check(
             return ("fallback", _blocked(guard, findings, "answer"))
         if guard.action == "redact":
             changed = redact_spans(
-                changed if changed is not None else text, findings, guard.name.upper()
+                call, changed if changed is not None else text, findings
             )
     return changed
 
@@ -250,9 +253,12 @@ class ChunkRedactor:
             ]
             if found:
                 self._record(guard, found)
-                ready = redact_spans(ready, found, guard.name.upper())
+                ready = redact_spans(self._call, ready, found)
         if len(raw) > self.max_held and "-----begin" in raw.lower() and ready == raw:
-            ready = f"[{self._guards[0].name.upper()}]"  # an unterminated key block
+            # An unterminated key block: released as one placeholder.
+            ready = placeholders(
+                raw, [(0, len(raw), "SECRET")], self._call.placeholders
+            )
         self._context = (self._context + raw)[-self.context_chars :]
         return ready
 

@@ -19,10 +19,10 @@ import ipaddress
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["Redactor", "detector"]
+__all__ = ["Redactor", "detector", "placeholders"]
 
 # Secrets: each pattern is tried only where one of its needles starts (the text is never
 # scanned for them as a whole), so ordinary prose costs a few substring searches. Needles
@@ -325,19 +325,7 @@ class Redactor:
                     numbers = self._numbers[scope] = {}
                     while len(self._numbers) > 1024:  # old traces are forgotten
                         self._numbers.popitem(last=False)
-                parts = []
-                last = 0
-                for start, end, kind in findings:
-                    value = text[start:end]
-                    placeholder = numbers.get((kind, value))
-                    if placeholder is None:
-                        count = sum(1 for k, _ in numbers if k == kind) + 1
-                        placeholder = numbers[(kind, value)] = f"[{kind}_{count}]"
-                    parts.append(text[last:start])
-                    parts.append(placeholder)
-                    last = end
-                parts.append(text[last:])
-                text = "".join(parts)
+                text = placeholders(text, findings, numbers)
         if self.redactor is not None:
             text = self.redactor(text)
         return text
@@ -357,3 +345,32 @@ class Redactor:
 def detector() -> Redactor:
     """The built-in detectors alone (no settings): what the guards look for."""
     return Redactor()
+
+
+def placeholders(
+    text: str,
+    findings: Iterable[tuple[int, int, str]],
+    numbers: dict[tuple[str, str], str],
+) -> str:
+    """``text`` with each (start, end, kind) replaced by its typed, numbered placeholder.
+
+    The one placeholder format of aisys (``[EMAIL_1]``, ``[SECRET_2]``): ``numbers``
+    holds the ones given so far, so the same value keeps its placeholder. Findings are
+    taken left to right, the longer first; one that overlaps an earlier one is left
+    out.
+    """
+    parts = []
+    last = 0
+    for start, end, kind in sorted(findings, key=lambda f: (f[0], f[0] - f[1])):
+        if start < last:
+            continue
+        value = text[start:end]
+        placeholder = numbers.get((kind, value))
+        if placeholder is None:
+            count = sum(1 for k, _ in numbers if k == kind) + 1
+            placeholder = numbers[(kind, value)] = f"[{kind}_{count}]"
+        parts.append(text[last:start])
+        parts.append(placeholder)
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
