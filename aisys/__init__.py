@@ -23,6 +23,7 @@ from aisys.errors import (
     AuthenticationError,
     BadRequestError,
     BudgetExceededError,
+    BudgetStoreError,
     CircuitOpenError,
     ConfigError,
     ContextLengthError,
@@ -41,10 +42,10 @@ if _typing.TYPE_CHECKING:
     from aisys.llm import LLM, AsyncChatStream, ChatStream
     from aisys.metering.prices import register_price
     from aisys.metering.tokens import count_tokens
-    from aisys.pipeline.budget import Budget, BudgetStoreError
+    from aisys.pipeline.budget import Budget
     from aisys.pipeline.cache import Cache
     from aisys.pipeline.retry import Retry
-    from aisys.pipeline.route import CircuitBreaker
+    from aisys.pipeline.route import Attempt, CircuitBreaker
     from aisys.prompts import Prompt
     from aisys.settings import Settings
     from aisys.types import (
@@ -63,6 +64,7 @@ __all__ = [
     "AisysWarning",
     "AllTargetsFailedError",
     "AsyncChatStream",
+    "Attempt",
     "AuthenticationError",
     "BadRequestError",
     "Budget",
@@ -138,6 +140,7 @@ _LAZY = {
     "AsyncChatStream": "aisys.llm",
     "Retry": "aisys.pipeline.retry",
     "CircuitBreaker": "aisys.pipeline.route",
+    "Attempt": "aisys.pipeline.route",
     "EmbeddingResponse": "aisys.types",
     "LLM": "aisys.llm",
     "Cost": "aisys.types",
@@ -148,7 +151,6 @@ _LAZY = {
     "count_tokens": "aisys.metering.tokens",
     "register_price": "aisys.metering.prices",
     "Budget": "aisys.pipeline.budget",
-    "BudgetStoreError": "aisys.pipeline.budget",
     "Cache": "aisys.pipeline.cache",
     "Prompt": "aisys.prompts",
 }

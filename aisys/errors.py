@@ -7,6 +7,7 @@ AisysError
 ├── GuardError
 ├── OutputValidationError(GuardError)
 ├── BudgetExceededError
+├── BudgetStoreError                      a budget's store cannot be reached: refused
 ├── ProviderError                         .provider .status_code .retryable
 │   ├── ProviderConnectionError           retryable
 │   │   └── ProviderTimeoutError          retryable
@@ -18,7 +19,7 @@ AisysError
 │   │   └── ContextLengthError            the prompt is too long for the model
 │   └── CircuitOpenError                  skipped: the target's circuit breaker is open
 └── AllTargetsFailedError                 .errors: each failed attempt's exception, in order;
-                                          .attempts: the attempt records
+                                          .attempts: the attempt records (aisys.Attempt)
 AisysWarning(UserWarning)
 ```
 
@@ -37,6 +38,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "BudgetStoreError",
     "CircuitOpenError",
     "ConfigError",
     "ContextLengthError",
@@ -150,6 +152,14 @@ class BudgetExceededError(AisysError):
         self.spent_usd = spent_usd
         self.estimate_usd = estimate_usd
         self.resets_at = resets_at
+
+
+class BudgetStoreError(AisysError):
+    """A budget's store could not be reached, so the call was refused.
+
+    Raised with ``on_store_error="fail"`` (the default); ``"allow"`` lets calls through
+    with a warning instead.
+    """
 
 
 class ProviderError(AisysError):

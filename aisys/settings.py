@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     whose released copy still matches its hash."""
     circuit_failure_threshold: int = Field(default=5, gt=0)
     """Consecutive failed requests that open a target's circuit breaker."""
-    circuit_reset_s: float = Field(default=30.0, gt=0)
+    circuit_reset_timeout: float = Field(default=30.0, gt=0)
     """Seconds an open breaker waits before letting one trial request through."""
 
     def __init__(self, **values: Any) -> None:

@@ -109,7 +109,7 @@ def decorated_hits(runtime: aisys.Runtime, tracer: Any, n: int) -> None:
         return RESPONSE
 
     answer("hello")  # the miss that stores the entry
-    store = cache.store(runtime.settings.cache_dir)
+    store = cache.opened.get(runtime.settings.cache_dir)
     material = {
         "fn": f"{answer.__module__}.{answer.__qualname__}",
         "args": {"question": "hello", "temperature": 0.0},
@@ -172,7 +172,7 @@ def bench_hits(n: int, tmp: Path) -> None:
             llm.chat("hello")  # the miss that stores the entry
             request = LLMRequest(llm, llm._request("hello", {}, stream=False))
             key = cache.key(request.cache_material())
-            store = cache.store(runtime.settings.cache_dir)
+            store = cache.opened.get(runtime.settings.cache_dir)
 
             def raw(
                 store: Any = store,

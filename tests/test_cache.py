@@ -670,7 +670,7 @@ def test_cache_arguments_are_checked() -> None:
         aisys.Cache(mode="sometimes")  # type: ignore[arg-type]
     with pytest.raises(aisys.ConfigError, match="ttl"):
         aisys.Cache(ttl=0)
-    with pytest.raises(aisys.ConfigError, match="backend"):
+    with pytest.raises(aisys.ConfigError, match="store"):
         aisys.Cache("postgres")
     with pytest.raises(aisys.ConfigError, match="cache"):
         aisys.LLM("openai:m", cache="memory")  # type: ignore[arg-type]

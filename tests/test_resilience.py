@@ -453,7 +453,7 @@ async def test_circuit_breaker_opens_and_recovers(
     """Repeated failures open the breaker (skipped, no request); after the pause one trial closes it."""
     from aisys.testing import capture
 
-    aisys.configure(circuit_failure_threshold=2, circuit_reset_s=30)
+    aisys.configure(circuit_failure_threshold=2, circuit_reset_timeout=30)
     server.script(Reply(status=500), Reply(status=500))
     fallback = aisys.LLM("openai:b", base_url=backup.base_url, retry=None)
     async with _llm(server, retry=None, fallbacks=[fallback]) as llm:
@@ -659,7 +659,7 @@ async def test_two_keys_on_one_endpoint_do_not_share_a_breaker(
     """One tenant's failures open its own breaker; the other key still reaches the server."""
     from aisys.pipeline.route import breaker_states
 
-    circuit = aisys.CircuitBreaker(failure_threshold=2, reset_s=30)
+    circuit = aisys.CircuitBreaker(failure_threshold=2, reset_timeout=30)
     noisy = aisys.LLM(
         "openai:m",
         base_url=server.base_url,
@@ -711,7 +711,7 @@ async def test_circuit_thresholds_per_llm_and_opt_out(
         with pytest.raises(aisys.CircuitOpenError):
             await _chat(strict, mode)
         assert len(server.requests) == 1
-        clock.advance(5.1)  # half-open after this LLM's own reset_s
+        clock.advance(5.1)  # half-open after this LLM's own reset_timeout
         with pytest.raises(aisys.ServerError):
             await _chat(strict, mode)
         assert len(server.requests) == 2
@@ -731,8 +731,8 @@ def test_circuit_breaker_arguments_are_checked() -> None:
     """Bad thresholds are a ConfigError naming the argument."""
     with pytest.raises(aisys.ConfigError, match="failure_threshold"):
         aisys.CircuitBreaker(failure_threshold=0)
-    with pytest.raises(aisys.ConfigError, match="reset_s"):
-        aisys.CircuitBreaker(reset_s=-1)
+    with pytest.raises(aisys.ConfigError, match="reset_timeout"):
+        aisys.CircuitBreaker(reset_timeout=-1)
     with pytest.raises(aisys.ConfigError, match="circuit"):
         aisys.LLM("openai:m", circuit=3)  # type: ignore[arg-type]
 

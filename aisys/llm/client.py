@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx2
 
@@ -54,6 +54,12 @@ from aisys.providers.base import Provider, Target, normalise_messages
 from aisys.providers.registry import get_provider, parse_model
 from aisys.telemetry.spans import fixed_start
 from aisys.types import CHAT_PARAMS, ChatRequest, ChatResponse, EmbeddingResponse
+
+if TYPE_CHECKING:
+    from aisys.guards import Guard
+    from aisys.pipeline.budget import Budget
+    from aisys.pipeline.cache import Cache
+    from aisys.prompts import Prompt
 
 __all__ = ["DEFAULT_RETRY", "LLM", "close_all"]
 
@@ -115,7 +121,7 @@ class LLM:
         self,
         model: str | None = None,
         *,
-        prompt: Any = None,
+        prompt: Prompt | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
         timeout: float = 60.0,
@@ -125,9 +131,9 @@ class LLM:
         deadline: float | None = None,
         fallback_on: Callable[[BaseException], bool] | None = None,
         circuit: CircuitBreaker | Default | None = DEFAULT,
-        budget: Any = None,
-        cache: Any = None,
-        guards: Sequence[Any] = (),
+        budget: Budget | Sequence[Budget] | None = None,
+        cache: Cache | None = None,
+        guards: Sequence[Guard] = (),
         price_as: str | None = None,
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,

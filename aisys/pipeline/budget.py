@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from aisys.errors import AisysError, BudgetExceededError, ConfigError
+from aisys.errors import BudgetExceededError, BudgetStoreError, ConfigError
 from aisys.metering.prices import find_price
 from aisys.pipeline._clock import wall_time
 from aisys.pipeline._flow import Flow
@@ -44,14 +44,6 @@ DEFAULT_OUTPUT_TOKENS = 512
 _NANO = Decimal(1_000_000_000)
 _PERS = ("call", "minute", "hour", "day", "month")
 _SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-
-
-class BudgetStoreError(AisysError):
-    """The budget's store could not be reached, so the call was refused.
-
-    Raised with ``on_store_error="fail"`` (the default); ``"allow"`` lets calls through
-    with a warning instead.
-    """
 
 
 class Budget:

@@ -61,11 +61,11 @@ class Cache:
     """An exact-match cache for answers: memory, diskcache (default) or Redis.
 
     Args:
-        backend: ``None`` (diskcache in the ``cache_dir`` setting: shared by the
+        store: ``None`` (diskcache in the ``cache_dir`` setting: shared by the
             processes of one machine), ``"memory"`` (a bounded LRU in this process) or
             ``"redis://host:port/db"`` (a fleet; the ``redis`` extra).
         ttl: Seconds an entry lives; ``None``: until evicted.
-        namespace: Separates caches sharing a backend (and lets you drop one).
+        namespace: Separates caches sharing a store (and lets you drop one).
         mode: ``read_write``; ``read_only`` (never stores); ``write_only`` (never
             answers, stores fresh answers: warming); ``refresh`` (always asks the
             provider and replaces the entry).
@@ -75,23 +75,23 @@ class Cache:
     Added in 0.1.
     """
 
-    __slots__ = ("_store", "backend", "mode", "namespace", "store_truncated", "ttl")
+    __slots__ = ("mode", "namespace", "opened", "store", "store_truncated", "ttl")
 
     def __init__(
         self,
-        backend: str | None = None,
+        store: str | None = None,
         *,
         ttl: float | None = None,
         namespace: str = "default",
         mode: Mode = "read_write",
         store_truncated: bool = False,
     ) -> None:
-        if backend is not None and backend != "memory" and "://" not in backend:
+        if store is not None and store != "memory" and "://" not in store:
             msg = (
-                f"Cache(backend=) must be None (diskcache), 'memory' or "
-                f"'redis://host:port/db', got {backend!r}"
+                f"Cache(store=) must be None (diskcache), 'memory' or "
+                f"'redis://host:port/db', got {store!r}"
             )
-            raise ConfigError(msg, field="backend")
+            raise ConfigError(msg, field="store")
         if ttl is not None and not (isinstance(ttl, int | float) and ttl > 0):
             msg = f"Cache(ttl=) must be positive seconds or None, got {ttl!r}"
             raise ConfigError(msg, field="ttl")
@@ -101,22 +101,19 @@ class Cache:
         if not namespace or not isinstance(namespace, str):
             msg = f"Cache(namespace=) must be a non-empty string, got {namespace!r}"
             raise ConfigError(msg, field="namespace")
-        self.backend = backend
+        self.store = store
         self.ttl = ttl
         self.namespace = namespace
         self.mode: Mode = mode
         self.store_truncated = store_truncated
-        self._store = StoreRef(backend, "cache")
+        self.opened = StoreRef(store, "cache")
+        """Where the entries live, opened on first use (as `aisys.Budget` does)."""
 
     def __repr__(self) -> str:
         return (
-            f"Cache({self.backend!r}, ttl={self.ttl}, namespace={self.namespace!r}, "
+            f"Cache({self.store!r}, ttl={self.ttl}, namespace={self.namespace!r}, "
             f"mode={self.mode!r})"
         )
-
-    def store(self, cache_dir: Any) -> Store:
-        """The backend's store, opened once per cache directory."""
-        return self._store.get(cache_dir)
 
     def key(self, material: dict[str, Any]) -> str:
         """``namespace:sha256`` of the canonical request and the key version."""
@@ -337,7 +334,7 @@ def cache_step(cache: Cache, runtime: Callable[[], Any]) -> Step:
             call.cache_result = "miss"
             return (yield from proceed(request))
         current = runtime()
-        store = cache.store(current.settings.cache_dir)
+        store = cache.opened.get(current.settings.cache_dir)
         call.cache_backend = store.kind
         wall = wall_time(current.clock)
         if cache.mode in ("read_write", "read_only"):

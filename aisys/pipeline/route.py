@@ -100,9 +100,9 @@ class Attempt:
 class CircuitBreaker:
     """How a target's circuit breaker behaves: open after failures, retry after a pause.
 
-    ``LLM(circuit=aisys.CircuitBreaker(failure_threshold=3, reset_s=10.0))`` sets the
+    ``LLM(circuit=aisys.CircuitBreaker(failure_threshold=3, reset_timeout=10.0))`` sets the
     thresholds for one LLM (and its string fallbacks); ``circuit=None`` turns breakers
-    off. Without it, the settings ``circuit_failure_threshold`` / ``circuit_reset_s``
+    off. Without it, the settings ``circuit_failure_threshold`` / ``circuit_reset_timeout``
     apply. Breaker *state* is shared by the whole process, one per provider, model,
     endpoint and credential fingerprint, so every LLM object (and every thread or task)
     calling the same target with the same key sees the same outage, and another key
@@ -110,14 +110,14 @@ class CircuitBreaker:
 
     Args:
         failure_threshold: Consecutive failed requests (retryable errors) that open it.
-        reset_s: Seconds an open breaker waits before letting one trial request through.
+        reset_timeout: Seconds an open breaker waits before letting one trial request through.
 
     Added in 0.1.
     """
 
-    __slots__ = ("failure_threshold", "reset_s")
+    __slots__ = ("failure_threshold", "reset_timeout")
 
-    def __init__(self, failure_threshold: int = 5, reset_s: float = 30.0) -> None:
+    def __init__(self, failure_threshold: int = 5, reset_timeout: float = 30.0) -> None:
         if isinstance(failure_threshold, bool) or not (
             isinstance(failure_threshold, int) and failure_threshold >= 1
         ):
@@ -126,38 +126,40 @@ class CircuitBreaker:
                 f"got {failure_threshold!r}",
                 field="failure_threshold",
             )
-        if not (isinstance(reset_s, int | float) and reset_s > 0):
+        if not (isinstance(reset_timeout, int | float) and reset_timeout > 0):
             raise ConfigError(
-                f"CircuitBreaker(reset_s=) must be positive seconds, got {reset_s!r}",
-                field="reset_s",
+                f"CircuitBreaker(reset_timeout=) must be positive seconds, got {reset_timeout!r}",
+                field="reset_timeout",
             )
         self.failure_threshold = failure_threshold
-        self.reset_s = float(reset_s)
+        self.reset_timeout = float(reset_timeout)
 
     def __repr__(self) -> str:
         return (
             f"CircuitBreaker(failure_threshold={self.failure_threshold}, "
-            f"reset_s={self.reset_s})"
+            f"reset_timeout={self.reset_timeout})"
         )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, CircuitBreaker) and (
             self.failure_threshold,
-            self.reset_s,
-        ) == (other.failure_threshold, other.reset_s)
+            self.reset_timeout,
+        ) == (other.failure_threshold, other.reset_timeout)
 
     def __hash__(self) -> int:
-        return hash((self.failure_threshold, self.reset_s))
+        return hash((self.failure_threshold, self.reset_timeout))
 
     @classmethod
     def from_settings(cls, settings: Any) -> CircuitBreaker:
         """The thresholds of ``settings`` (an `aisys.Settings`), one object per pair."""
-        return _thresholds(settings.circuit_failure_threshold, settings.circuit_reset_s)
+        return _thresholds(
+            settings.circuit_failure_threshold, settings.circuit_reset_timeout
+        )
 
 
 @functools.lru_cache(maxsize=64)
-def _thresholds(failure_threshold: int, reset_s: float) -> CircuitBreaker:
-    return CircuitBreaker(failure_threshold, reset_s)
+def _thresholds(failure_threshold: int, reset_timeout: float) -> CircuitBreaker:
+    return CircuitBreaker(failure_threshold, reset_timeout)
 
 
 class _Breaker:
@@ -170,11 +172,11 @@ class _Breaker:
         self._trial = False
         self._lock = threading.Lock()
 
-    def allow(self, now: float, reset_s: float) -> bool:
+    def allow(self, now: float, reset_timeout: float) -> bool:
         """Whether a request may go out now (in half-open, only one trial at a time)."""
         with self._lock:
             if self.state == "open":
-                if now - self.opened_at < reset_s:
+                if now - self.opened_at < reset_timeout:
                     return False
                 self.state = "half_open"
                 self._trial = False
@@ -436,11 +438,11 @@ def _attempt_flow(
             route._end(record, error, "deadline")
             raise error
         if breaker is not None and not breaker.allow(
-            record.started_at, circuit.reset_s
+            record.started_at, circuit.reset_timeout
         ):
             error = CircuitOpenError(
                 f"{target.label} skipped: its circuit breaker is open after repeated "
-                f"failures (retried after {circuit.reset_s} s)",
+                f"failures (retried after {circuit.reset_timeout} s)",
             )
             route._end(record, error, "skipped")
             raise error

@@ -58,7 +58,7 @@ def uses_llm() -> None:
         fallbacks=["anthropic:claude-3-5-haiku-latest"],
         retry=aisys.Retry(max_attempts=3, initial=0.5, max_delay=20.0, jitter=True),
         deadline=30.0,
-        circuit=aisys.CircuitBreaker(failure_threshold=5, reset_s=30.0),
+        circuit=aisys.CircuitBreaker(failure_threshold=5, reset_timeout=30.0),
     )
     aisys.LLM("openai:m", circuit=None)
     aisys.LLM("openai:m", circuit=5)  # type: ignore[arg-type]
@@ -147,3 +147,9 @@ def uses_prompts() -> None:
     aisys.get_prompt("support_answer", version="1")  # type: ignore[arg-type]
     del version
     llm.close()
+
+
+def attempts_of_a_failed_chain(error: aisys.AllTargetsFailedError) -> list[str]:
+    """AllTargetsFailedError.attempts are aisys.Attempt records."""
+    attempts: tuple[aisys.Attempt, ...] = error.attempts
+    return [f"{a.target} #{a.number}: {a.outcome}" for a in attempts]
