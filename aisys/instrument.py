@@ -26,6 +26,7 @@ from aisys._streaming import (
 from aisys.call import Call, prompt_facts
 from aisys.context import _SCOPE, Scope
 from aisys.lifecycle import CallScope
+from aisys.names import split_model
 from aisys.pipeline._flow import adrive, drive
 from aisys.providers.registry import read_result, stream_kind
 from aisys.telemetry.spans import fixed_start
@@ -94,8 +95,8 @@ class Spec:
             price_as = check_price_as(price_as)
         self.price_as = price_as
         if model is None and prompt is not None and getattr(prompt, "model", None):
-            model = str(prompt.model).partition(":")[2] or prompt.model
-            provider = provider or str(prompt.model).partition(":")[0] or None
+            named, model = split_model(str(prompt.model))
+            provider = provider or named
         self.operation = operation or ""
         self.provider = provider
         self.model = model

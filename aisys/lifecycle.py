@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from aisys.pipeline._flow import adrive, drive
 from aisys.pipeline.chain import finish
-from aisys.pipeline.route import record_route
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -115,7 +114,7 @@ class CallScope:
         if not self.metered:
             self.metered = True
             if self.route is not None:
-                record_route(call, self.route)
+                self.route.record(call)
             if call.kind == "llm":
                 _metering()(call)
         return call.cost

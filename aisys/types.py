@@ -25,6 +25,7 @@ __all__ = [
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+
 CHAT_PARAMS = frozenset(
     {
         "frequency_penalty",

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,3 +86,32 @@ def test_roundtrip_and_bounds(text: str) -> None:
     assert encoding.decode(tokens) == text
     assert len(tokens) <= len(text.encode("utf-8"))
     assert aisys.count_tokens(text, "gpt-4o") == len(tokens)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("openai:gpt-4o-mini", ("openai", "gpt-4o-mini")),
+        ("ollama:llama3:8b", ("ollama", "llama3:8b")),
+        ("gpt-4o-mini", (None, "gpt-4o-mini")),
+        ("ft:gpt-4o-mini:acme:x1", (None, "ft:gpt-4o-mini:acme:x1")),
+        ("meta/llama:3", (None, "meta/llama:3")),
+    ],
+)
+def test_one_provider_model_parser(spec: str, expected: tuple[str | None, str]) -> None:
+    """Every layer splits `provider:model` the same way: the model keeps its colons."""
+    from aisys.names import split_model
+
+    assert split_model(spec) == expected
+
+
+def test_a_model_name_with_colons_counts_with_its_own_name() -> None:
+    """A fine-tune's name keeps its colons: it counts with its base model's encoding."""
+    from aisys.metering import tokens
+
+    fine_tune = "ft:gpt-3.5-turbo:acme::abc123"
+    assert tokens._encoding_name(fine_tune) == "cl100k_base"  # gpt-3.5-turbo's
+    assert tokens._encoding_name(f"openai:{fine_tune}") == "cl100k_base"
+    assert tokens._encoding_name("ollama:llama3:8b") == tokens._encoding_name(
+        "llama3:8b"
+    )

@@ -23,6 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from aisys.names import split_model
+
 __all__ = ["Row", "add_parser", "parse_duration", "read_calls", "summarise"]
 
 GROUPS = {
@@ -166,8 +168,8 @@ def _group_of(span: dict[str, Any], by: str) -> str:
     if by in _ANSWERED_BY:
         answered = attrs.get("aisys.target")
         if answered and "aisys.attempt.number" not in attrs:
-            provider, _, model = str(answered).partition(":")
-            return model if by == "model" else provider
+            provider, model = split_model(str(answered))
+            return model if by == "model" else str(provider)
     if by == "prompt" and attrs.get("aisys.prompt.name"):
         version = attrs.get("aisys.prompt.version")
         name = str(attrs["aisys.prompt.name"])

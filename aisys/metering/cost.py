@@ -23,6 +23,7 @@ from aisys.metering.prices import (
     find_price,
     use_price_file,
 )
+from aisys.names import split_model
 
 if TYPE_CHECKING:
     from aisys.call import Call
@@ -36,7 +37,6 @@ __all__ = [
     "priced_where",
     "public_cost",
     "reset_warnings",
-    "split_model",
     "unknown_price_reason",
     "usage_tokens",
     "use_settings",
@@ -146,14 +146,6 @@ def public_cost(cost: CallCost | None) -> Cost:
     import aisys.types as types
 
     return types.Cost()
-
-
-def split_model(model: str, provider: str | None = None) -> tuple[str | None, str]:
-    """``"openai:gpt-4o"`` → (``"openai"``, ``"gpt-4o"``); a bare name keeps ``provider``."""
-    head, sep, tail = model.partition(":")
-    if sep and head and tail and provider is None and "/" not in head:
-        return head, tail
-    return provider, model
 
 
 _NO_MODEL = "(no model)"

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from aisys.names import split_model
+
 if TYPE_CHECKING:
     import tiktoken
 
@@ -101,7 +103,7 @@ def _encoding_name(model: str | None) -> str:
     from tiktoken.model import encoding_name_for_model
 
     try:
-        name = encoding_name_for_model(model.rsplit(":", 1)[-1])
+        name = encoding_name_for_model(split_model(model)[1])
     except KeyError:
         return _DEFAULT_ENCODING
     return name if name in _OFFICIAL else "cl100k_base"

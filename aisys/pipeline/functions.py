@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aisys.errors import ConfigError
+from aisys.names import split_model
 from aisys.pipeline._flow import Flow
 from aisys.pipeline.chain import Step, run
 from aisys.pipeline.keys import key_data
@@ -23,7 +24,6 @@ from aisys.pipeline.route import (
     Route,
     RouteTarget,
     check_deadline,
-    record_route,
     route_flow,
 )
 
@@ -300,7 +300,7 @@ class Invocation:
     def retarget(self, model: Any) -> Invocation:
         """The same call with the function's ``model`` argument replaced."""
         name = getattr(getattr(model, "target", None), "model", None) or str(model)
-        name = name.partition(":")[2] or name
+        name = split_model(name)[1]
         param = self.spec.model_param
         if param is None:  # checked at decoration time; here for type checkers
             msg = "downgrade needs a function with a `model` parameter"
@@ -349,8 +349,3 @@ class Plan:
             call, self.steps, last, Invocation(self.spec, call, args, kwargs, self.fn)
         )
         return flow
-
-    def record(self, call: Call, route: Route | None) -> None:
-        """Put the route's attempts on the call."""
-        if route is not None:
-            record_route(call, route)

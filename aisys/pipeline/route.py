@@ -41,7 +41,6 @@ __all__ = [
     "check_circuit",
     "check_deadline",
     "default_fallback_on",
-    "record_route",
     "reset_breakers",
     "route_flow",
 ]
@@ -322,6 +321,14 @@ class Route:
             circuit=CircuitBreaker.from_settings(settings),
         )
 
+    def record(self, call: Call) -> None:
+        """Put the attempts and the target that answered (or none) on the call."""
+        call.attempts = self.attempts
+        call.fallback_index = self.fallback_index if self.target is not None else None
+        call.target = self.target
+        call.endpoint = self.endpoint
+        call.price_as = self.price_as
+
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or ``None`` without one."""
         if self.deadline_s is None or self.started_at is None:
@@ -463,15 +470,6 @@ def _attempt_flow(
         return result
 
     return attempt
-
-
-def record_route(call: Call, route: Route) -> None:
-    """Put the route's attempts and the target that answered on the call."""
-    call.attempts = route.attempts
-    call.fallback_index = route.fallback_index if route.target is not None else None
-    call.target = route.target
-    call.endpoint = route.endpoint
-    call.price_as = route.price_as
 
 
 def _all_failed(route: Route, errors: list[BaseException]) -> AllTargetsFailedError:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aisys.call import Call
 from aisys.errors import ConfigError
+from aisys.names import split_model
 from aisys.providers.base import (
     ENTRY_POINT_GROUP,
     Provider,
@@ -126,9 +127,9 @@ def stream_kind(result: Any) -> StreamKind | None:
 
 
 def parse_model(spec: str) -> tuple[str, str]:
-    """Split ``"provider:model"``; the model part may itself contain colons."""
-    provider, sep, model = spec.partition(":")
-    if not sep or not provider or not model:
+    """``"provider:model"`` split by `aisys.types.split_model`; a provider is required."""
+    provider, model = split_model(spec)
+    if provider is None:
         msg = (
             f"model {spec!r} must be written 'provider:model', e.g. "
             f"'openai:gpt-4o-mini'; known providers: {', '.join(known_providers())}"

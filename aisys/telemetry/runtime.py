@@ -22,6 +22,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from aisys._version import __version__
 from aisys.call import Call
+from aisys.names import split_model
 from aisys.settings import Settings
 from aisys.telemetry import attributes as A
 from aisys.telemetry.logs import EventLog
@@ -273,7 +274,7 @@ class Telemetry:
         context = trace.set_span_in_context(parent)
         for attempt in call.attempts:
             child = self.tracer.start_span(
-                f"{call.operation} {attempt.target.partition(':')[2]}",
+                f"{call.operation} {split_model(attempt.target)[1]}",
                 context=context,
                 kind=SpanKind.CLIENT,
                 attributes=attempt_attributes(call, attempt),

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from aisys.call import Call, requests_made
+from aisys.names import split_model
 from aisys.telemetry import attributes as A
 
 __all__ = [
@@ -157,7 +158,7 @@ def end_attributes(
 
 def attempt_attributes(call: Call, attempt: Any) -> dict[str, Any]:
     """Attributes of one attempt's child span."""
-    provider, _, model = attempt.target.partition(":")
+    provider, model = split_model(attempt.target)
     attrs: dict[str, Any] = {
         A.GEN_AI_OPERATION_NAME: call.operation,
         A.GEN_AI_PROVIDER_NAME: provider,
