@@ -70,6 +70,25 @@ class Usage(BaseModel):
         """Input plus output tokens."""
         return self.input_tokens + self.output_tokens
 
+    def __add__(self, other: Usage) -> Usage:
+        """Both calls' tokens (estimated if either was): usage adds, as bills do.
+
+        Added in 0.1.
+        """
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens
+            + other.cache_read_input_tokens,
+            cache_write_input_tokens=self.cache_write_input_tokens
+            + other.cache_write_input_tokens,
+            reasoning_output_tokens=self.reasoning_output_tokens
+            + other.reasoning_output_tokens,
+            estimated=self.estimated or other.estimated,
+        )
+
 
 class Cost(BaseModel):
     """What a call cost in USD; ``usd`` is ``None`` when the price is unknown, never 0.

@@ -347,3 +347,35 @@ def test_decorator_prices_counted_tokens_as_estimated(seen: Captured) -> None:
     span = seen.span("chat gpt-4o")
     assert span.attributes["aisys.cost.status"] == "estimated"
     assert span.attributes["aisys.cost.usd"] > 0
+
+
+@given(
+    a=st.tuples(*[st.integers(0, 10**6)] * 5, st.booleans()),
+    b=st.tuples(*[st.integers(0, 10**6)] * 5, st.booleans()),
+)
+def test_usage_adds_like_bills(
+    a: tuple[int, int, int, int, int, bool], b: tuple[int, int, int, int, int, bool]
+) -> None:
+    """`Usage + Usage` adds every count; the sum is priced as the two apart."""
+    fields = (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_write_input_tokens",
+        "reasoning_output_tokens",
+    )
+
+    def usage(values: tuple[int, int, int, int, int, bool]) -> aisys.Usage:
+        counts = dict(zip(fields, values[:5], strict=True))
+        counts["input_tokens"] += counts["cache_read_input_tokens"]  # includes cached
+        return aisys.Usage(**counts, estimated=values[5])
+
+    first, second = usage(a), usage(b)
+    total = first + second
+    for name in fields:
+        assert getattr(total, name) == getattr(first, name) + getattr(second, name)
+    assert total.estimated == (first.estimated or second.estimated)
+    model = "openai:gpt-4o-mini"
+    together = aisys.estimate_cost(model, total).usd
+    apart = aisys.estimate_cost(model, first).usd + aisys.estimate_cost(model, second).usd  # type: ignore[operator]
+    assert together == apart

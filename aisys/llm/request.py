@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aisys.llm.answers import Hit, estimate
 from aisys.metering.cost import usage_tokens
-from aisys.types import ChatRequest, ChatResponse, EmbeddingResponse, Usage
+from aisys.types import ChatRequest, ChatResponse, EmbeddingResponse
 
 if TYPE_CHECKING:
     from aisys.call import Billed
@@ -102,17 +102,9 @@ class LLMRequest:
         """The answer with ``parsed`` set and the usage of every attempt added up."""
         hit = isinstance(result, Hit)
         response: ChatResponse = result.response if hit else result
-        usages = [
-            (r.response if isinstance(r, Hit) else r).usage
-            for r in [*earlier, response]
-        ]
-        total = Usage(
-            input_tokens=sum(u.input_tokens for u in usages),
-            output_tokens=sum(u.output_tokens for u in usages),
-            cache_read_input_tokens=sum(u.cache_read_input_tokens for u in usages),
-            cache_write_input_tokens=sum(u.cache_write_input_tokens for u in usages),
-            reasoning_output_tokens=sum(u.reasoning_output_tokens for u in usages),
-            estimated=any(u.estimated for u in usages),
+        total = sum(
+            ((r.response if isinstance(r, Hit) else r).usage for r in earlier),
+            response.usage,
         )
         response = response.model_copy(update={"parsed": parsed, "usage": total})
         return Hit(response, result.chunks) if hit else response
