@@ -329,10 +329,13 @@ class Runtime:
                 prompt=prompt,
                 price_as=price_as,
             )
+            from aisys.pipeline.budget import budgets_for_function
+            from aisys.pipeline.cache import check_cache_for_function
             from aisys.pipeline.chain import assemble
 
-            budgets = _budgets(budget, spec, func)
-            _check_cache(cache, func)
+            budgets = budgets_for_function(budget, func, spec.model_param is not None)
+            if cache is not None:
+                check_cache_for_function(cache, func)
             steps = assemble(
                 runtime=lambda: self, budgets=budgets, cache=cache, guards=guards
             )
@@ -473,49 +476,6 @@ def _adopt(settings: Settings) -> None:
     from aisys.metering.cost import use_settings
 
     use_settings(settings)
-
-
-def _check_cache(cache: Any, fn: Callable[..., Any]) -> None:
-    """A decorator's cache needs a function that returns its whole answer."""
-    if cache is None:
-        return
-    import inspect
-
-    from aisys.errors import ConfigError
-
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        msg = (
-            f"cache= cannot wrap the generator function {fn.__qualname__}; cache the "
-            "call that makes the whole answer, or use aisys.LLM(cache=...).stream()"
-        )
-        raise ConfigError(msg, field="cache")
-
-
-def _budgets(budget: Any, spec: Spec, fn: Callable[..., Any]) -> tuple[Any, ...]:
-    """The decorator's budgets, checked against what the function can do."""
-    if budget is None:
-        return ()
-    import inspect
-
-    from aisys.errors import ConfigError
-    from aisys.pipeline.budget import budgets_of
-
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        msg = (
-            f"budget= cannot wrap the generator function {fn.__qualname__}: its cost is "
-            "known only once the caller has consumed it; put the budget on the call "
-            "that opens the stream (a function returning the SDK's stream works)"
-        )
-        raise ConfigError(msg, field="budget")
-    budgets = budgets_of(budget)
-    for item in budgets:
-        if item.on_exceed == "downgrade" and spec.model_param is None:
-            msg = (
-                f"{item!r} downgrades, but the decorated function has no `model` "
-                "parameter to change; add one, or use on_exceed='raise' or 'warn'"
-            )
-            raise ConfigError(msg, field="budget")
-    return budgets
 
 
 DEFAULT_RUNTIME = Runtime()

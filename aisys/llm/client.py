@@ -49,7 +49,6 @@ from aisys.pipeline.route import (
     default_fallback_on,
     route_flow,
 )
-from aisys.pipeline.structured import structured_step
 from aisys.providers.base import Provider, Target, normalise_messages
 from aisys.providers.registry import get_provider, parse_model
 from aisys.telemetry.spans import fixed_start
@@ -192,15 +191,18 @@ class LLM:
             self.budgets = budgets_of(budget)
         self.cache = cache
         self.guards = tuple(guards)
-        self._steps = assemble(
-            runtime=lambda: self.runtime,
-            budgets=self.budgets,
-            cache=cache,
-            guards=self.guards,
-            structured=True,
+        # Two chains, both assembled in the one place: calls asking for a
+        # response_model go through structured output; the others need not.
+        self._steps, self._plain_steps = (
+            assemble(
+                runtime=lambda: self.runtime,
+                budgets=self.budgets,
+                cache=cache,
+                guards=self.guards,
+                structured=structured,
+            )
+            for structured in (True, False)
         )
-        # Without a response_model the structured step only passes the request on.
-        self._plain_steps = tuple(s for s in self._steps if s is not structured_step())
         self._siblings: dict[str, LLM] = {}
         self._client: httpx2.Client | None = None
         self._aclient: httpx2.AsyncClient | None = None

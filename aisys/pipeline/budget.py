@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ __all__ = [
     "Budget",
     "BudgetStoreError",
     "budget_step",
+    "budgets_for_function",
     "budgets_of",
 ]
 
@@ -183,6 +185,30 @@ def budgets_of(value: Any) -> tuple[Budget, ...]:
     for item in budgets:
         if not isinstance(item, Budget):
             msg = f"budget must be an aisys.Budget(...) or a list of them, got {item!r}"
+            raise ConfigError(msg, field="budget")
+    return budgets
+
+
+def budgets_for_function(
+    budget: Any, fn: Callable[..., Any], has_model_param: bool
+) -> tuple[Budget, ...]:
+    """A decorator's ``budget=``, checked against what the function can do."""
+    if budget is None:
+        return ()
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        msg = (
+            f"budget= cannot wrap the generator function {fn.__qualname__}: its cost is "
+            "known only once the caller has consumed it; put the budget on the call "
+            "that opens the stream (a function returning the SDK's stream works)"
+        )
+        raise ConfigError(msg, field="budget")
+    budgets = budgets_of(budget)
+    for item in budgets:
+        if item.on_exceed == "downgrade" and not has_model_param:
+            msg = (
+                f"{item!r} downgrades, but the decorated function has no `model` "
+                "parameter to change; add one, or use on_exceed='raise' or 'warn'"
+            )
             raise ConfigError(msg, field="budget")
     return budgets
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import threading
@@ -39,6 +40,7 @@ __all__ = [
     "Cache",
     "Join",
     "cache_step",
+    "check_cache_for_function",
     "canonical",
     "decode",
     "encode",
@@ -311,6 +313,16 @@ def _warn(kind: str, message: str, *args: Any) -> None:
     if kind not in _WARNED:
         _WARNED.add(kind)
         _log.warning(message, *args)
+
+
+def check_cache_for_function(cache: Any, fn: Callable[..., Any]) -> None:
+    """A decorator's ``cache=`` needs a function that returns its whole answer."""
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        msg = (
+            f"cache= cannot wrap the generator function {fn.__qualname__}; cache the "
+            "call that makes the whole answer, or use aisys.LLM(cache=...).stream()"
+        )
+        raise ConfigError(msg, field="cache")
 
 
 def cache_step(cache: Cache, runtime: Callable[[], Any]) -> Step:
