@@ -70,6 +70,7 @@ class Spec:
         "price_as",
         "prompt",
         "provider",
+        "reads",
         "tool_name",
         "top_k_param",
     )
@@ -88,6 +89,8 @@ class Spec:
         price_as: str | None = None,
     ) -> None:
         self.kind = kind
+        self.reads = kind in ("llm", "retrieval")
+        """Whether a result says something (a model's answer, documents); a step's not."""
         self.prompt = prompt_facts(prompt)
         if price_as is not None:
             from aisys.metering.prices import check_price_as
@@ -286,10 +289,12 @@ def _function_wrapper(
             scope.end(exc)
             raise
         scope.deactivate()
-        stream = _stream_of(scope, spec, result, args, kwargs)
-        if stream is not None:
-            return stream  # its scope ends when the stream does
-        scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
+        if spec.kind == "llm":
+            stream = _stream_of(scope, spec, result, args, kwargs)
+            if stream is not None:
+                return stream  # its scope ends when the stream does
+        if spec.reads:
+            scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
         scope.end()
         return result
 
@@ -311,10 +316,12 @@ def _coroutine_wrapper(
             await scope.aend(exc)
             raise
         scope.deactivate()
-        stream = _stream_of(scope, spec, result, args, kwargs)
-        if stream is not None:
-            return stream  # its scope ends when the stream does
-        scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
+        if spec.kind == "llm":
+            stream = _stream_of(scope, spec, result, args, kwargs)
+            if stream is not None:
+                return stream  # its scope ends when the stream does
+        if spec.reads:
+            scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
         await scope.aend()
         return result
 
@@ -329,8 +336,6 @@ def _stream_of(
     kwargs: Mapping[str, Any],
 ) -> Any:
     """A provider stream returned by a model function, wrapped to end its call; else None."""
-    if spec.kind != "llm":
-        return None
     kind = stream_kind(result)
     if kind is None:
         return None

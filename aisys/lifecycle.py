@@ -124,13 +124,15 @@ class CallScope:
         if self.done:
             return False
         self.done = True
-        self.deactivate()
+        if self._token is not None:
+            self.deactivate()
         call = self.call
         if error is not None and call.error is None:
             call.error = error
         if early:
             call.closed_early = True
-        self.meter()
+        if not self.metered:
+            self.meter()
         return True
 
     def end(self, error: BaseException | None = None, *, early: bool = False) -> None:
