@@ -21,15 +21,15 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-    from aisys.guards import Guard
     from aisys.pipeline.budget import Budget
     from aisys.pipeline.cache import Cache
     from aisys.pipeline.retry import Retry
     from aisys.pipeline.route import CircuitBreaker
     from aisys.prompts import Prompt
+    from aisys.safety.guards import Guard
     from aisys.safety.redact import Redactor
     from aisys.settings import Settings
-    from aisys.telemetry.runtime import Telemetry
+    from aisys.telemetry.writer import Telemetry
     from aisys.types import Cost
 
 __all__ = ["Runtime"]
@@ -115,7 +115,7 @@ class Runtime:
         log_sink: MutableSequence[dict[str, Any]] | None = None,
         settings: Settings | None = None,
     ) -> Telemetry:
-        from aisys.telemetry.runtime import Telemetry
+        from aisys.telemetry.writer import Telemetry
 
         chosen = settings or self.settings
         return Telemetry(
@@ -246,7 +246,7 @@ class Runtime:
 
         Added in 0.1.
         """
-        from aisys.telemetry.runtime import current_trace_id
+        from aisys.telemetry.writer import current_trace_id
 
         return self.redactor.redact(text, current_trace_id())
 

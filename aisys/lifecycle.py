@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from aisys.call import Call
     from aisys.pipeline.route import Route
-    from aisys.telemetry.runtime import Telemetry
+    from aisys.telemetry.writer import Telemetry
 
 __all__ = ["CallScope"]
 

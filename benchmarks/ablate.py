@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import aisys
 import aisys.instrument as instrument
-import aisys.telemetry.runtime as telemetry
+import aisys.telemetry.writer as telemetry
 from aisys.call import Call
 from aisys.metering import cost as metering
 from aisys.providers.registry import read_result

@@ -388,7 +388,7 @@ FAULTS = {
     "price lookup": "aisys.metering.cost.find_price",
     "price table": "aisys.metering.prices._from_database",
     "token counting": "aisys.metering.tokens.count_tokens",
-    "span attributes": "aisys.telemetry.runtime.end_attributes",
+    "span attributes": "aisys.telemetry.writer.end_attributes",
     "span start": "opentelemetry.sdk.trace.Tracer.start_span",
     "span end": "opentelemetry.sdk.trace.Span.end",
     "metrics": "aisys.telemetry.metrics.Instruments.record",

@@ -55,10 +55,10 @@ from aisys.telemetry.spans import fixed_start
 from aisys.types import CHAT_PARAMS, ChatRequest, ChatResponse, EmbeddingResponse
 
 if TYPE_CHECKING:
-    from aisys.guards import Guard
     from aisys.pipeline.budget import Budget
     from aisys.pipeline.cache import Cache
     from aisys.prompts import Prompt
+    from aisys.safety.guards import Guard
 
 __all__ = ["DEFAULT_RETRY", "LLM", "close_all"]
 

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FunctionRoute", "Invocation", "Invoke", "Plan"]
 
+_NOT_STRUCTURED = "structured output is aisys.LLM's; validate your function's answer"
+
 
 class Invoke:
     """The effect of calling the user's function (awaiting it, for coroutines)."""
@@ -146,6 +148,9 @@ class Invocation:
 
     use_cache = True
     shares_flights = True
+    response_model = None
+    """Structured output is `aisys.LLM`'s: a decorated function's answer is its own."""
+    max_retries = 0
 
     def __init__(
         self,
@@ -253,6 +258,18 @@ class Invocation:
             self.call.price_as,
             dict(scratch.usage),
         )
+
+    def asking_for(self, response_format: Any, model: Any) -> Invocation:
+        """Not asked of a decorated function (it has no ``response_model``)."""
+        raise NotImplementedError(_NOT_STRUCTURED)
+
+    def followed_by(self, answer: str, feedback: str) -> Invocation:
+        """Not asked of a decorated function (it has no ``response_model``)."""
+        raise NotImplementedError(_NOT_STRUCTURED)
+
+    def with_parsed(self, result: Any, parsed: Any, earlier: list[Any]) -> Any:
+        """Not asked of a decorated function (it has no ``response_model``)."""
+        raise NotImplementedError(_NOT_STRUCTURED)
 
     def with_output(self, result: Any, text: str) -> Any:
         """The answer with its text redacted: strings and `aisys.ChatResponse` only."""

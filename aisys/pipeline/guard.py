@@ -20,8 +20,8 @@ from aisys.safety.redact import placeholders
 
 if TYPE_CHECKING:
     from aisys.call import Call
-    from aisys.guards import Finding, Guard
     from aisys.pipeline.protocol import Proceed, Step
+    from aisys.safety.guards import Finding, Guard
 
 __all__ = ["ChunkRedactor", "guard_input_step", "guard_output_step", "redact_spans"]
 

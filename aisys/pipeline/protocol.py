@@ -26,10 +26,13 @@ class Request(Protocol):
     def priced_as(self) -> tuple[str | None, str | None, str | None]:
         """Provider, model and endpoint this request would be priced at."""
 
-    use_cache: bool
-    """False when the caller asked to bypass the cache for this call."""
-    shares_flights: bool
-    """Whether identical concurrent misses may share one answer (not for streams)."""
+    @property
+    def use_cache(self) -> bool:
+        """False when the caller asked to bypass the cache for this call."""
+
+    @property
+    def shares_flights(self) -> bool:
+        """Whether identical concurrent misses may share one answer (not for streams)."""
 
     def cache_material(self) -> Any:
         """What the cache key covers (JSON-able); TypeError if it cannot be."""
@@ -68,6 +71,23 @@ class Request(Protocol):
 
     def after(self, target: str | None) -> Request | None:
         """The request to the targets after ``target``; ``None`` if there are none."""
+
+    @property
+    def response_model(self) -> Any:
+        """The pydantic model the answer must validate as (``None``: any answer)."""
+
+    @property
+    def max_retries(self) -> int:
+        """How many times structured output may ask again."""
+
+    def asking_for(self, response_format: dict[str, Any] | None, model: Any) -> Request:
+        """The request asking for JSON of ``model``'s schema (``None``: in a message)."""
+
+    def followed_by(self, answer: str, feedback: str) -> Request:
+        """The conversation so far, the model's answer, and a user message after it."""
+
+    def with_parsed(self, result: Any, parsed: Any, earlier: list[Any]) -> Any:
+        """The answer with ``parsed`` set and the usage of every attempt added up."""
 
     def retarget(self, model: Any) -> Request:
         """The same request aimed at another model (a budget's downgrade).

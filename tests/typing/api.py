@@ -153,3 +153,11 @@ def attempts_of_a_failed_chain(error: aisys.AllTargetsFailedError) -> list[str]:
     """AllTargetsFailedError.attempts are aisys.Attempt records."""
     attempts: tuple[aisys.Attempt, ...] = error.attempts
     return [f"{a.target} #{a.number}: {a.outcome}" for a in attempts]
+
+
+def steps_see_one_request_protocol(
+    llm_request: aisys.llm.LLMRequest,
+    invocation: aisys.pipeline.functions.Invocation,
+) -> list[aisys.pipeline.protocol.Request]:
+    """Both ends of the chain are the one `Request` the steps use (checked by mypy)."""
+    return [llm_request, invocation]
