@@ -346,7 +346,7 @@ class Runtime:
                 or deadline is not None
                 or not isinstance(circuit, Default | None)
             ):
-                from aisys.pipeline.functions import FunctionRoute  # loads tenacity
+                from aisys.instrument.plan import FunctionRoute  # loads tenacity
                 from aisys.pipeline.route import CircuitBreaker, check_circuit
 
                 check_circuit(circuit)
@@ -362,7 +362,7 @@ class Runtime:
                 )
             plan = None
             if steps or route is not None:
-                from aisys.pipeline.functions import Plan
+                from aisys.instrument.plan import Plan
 
                 plan = Plan(spec, func, steps, route)
             return instrument(self, spec, func, plan)  # type: ignore[return-value]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aisys.pipeline._flow import adrive, drive
 from aisys.pipeline.chain import finish
@@ -29,10 +29,27 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from aisys.call import Call
+    from aisys.pipeline._clock import Clock
     from aisys.pipeline.route import Route
+    from aisys.settings import Settings
     from aisys.telemetry.writer import Telemetry
 
-__all__ = ["CallScope"]
+__all__ = ["CallScope", "RuntimeView"]
+
+
+class RuntimeView(Protocol):
+    """What a call needs of the runtime it runs in (an `aisys.Runtime`)."""
+
+    clock: Clock
+    """Time for retries, deadlines and breakers."""
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where the call is recorded."""
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force."""
 
 
 class CallScope:

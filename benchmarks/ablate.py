@@ -25,7 +25,8 @@ from opentelemetry import metrics
 from opentelemetry.sdk.trace import TracerProvider
 
 import aisys
-import aisys.instrument as instrument
+import aisys.instrument.spec as instrument
+import aisys.lifecycle as lifecycle
 import aisys.telemetry.writer as telemetry
 from aisys.call import Call
 from aisys.metering import cost as metering
@@ -83,7 +84,7 @@ def main() -> None:
     row("whole call")
     with patched(telemetry, "end_attributes", lambda call, **_: dict(fixed_attrs)):
         row("span attributes: the twin's fixed dict")
-        with patched(instrument, "meter", lambda call: None):
+        with patched(lifecycle, "_metering", lambda: lambda call: None):
             row("… and no pricing")
             with patched(instrument, "read_result", lambda call, result: True):
                 row("… and no reading of the result")

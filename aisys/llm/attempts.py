@@ -17,7 +17,7 @@ from aisys.providers.base import StreamParser, error_from_response
 from aisys.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
 
 if TYPE_CHECKING:
-    from aisys.llm.client import LLM
+    from aisys.llm.view import LLMView
 
 __all__ = ["Opened", "chat_attempt", "embed_attempt", "stream_attempt"]
 
@@ -29,7 +29,7 @@ class Opened:
 
     def __init__(
         self,
-        llm: LLM,
+        llm: LLMView,
         reader: EventReader,
         parser: StreamParser,
         chunks: list[ChatChunk],
@@ -41,10 +41,10 @@ class Opened:
 
 
 def chat_attempt(
-    llm: LLM, request: ChatRequest, timeout: float | None
+    llm: LLMView, request: ChatRequest, timeout: float | None
 ) -> Flow[ChatResponse]:
     """Ask ``llm`` once for the whole answer."""
-    http_request = llm._http(llm.provider.chat_request(llm.target, request), timeout)
+    http_request = llm.timed(llm.provider.chat_request(llm.target, request), timeout)
     response = yield Send(llm, http_request, stream=False)
     if response.status_code >= 400:
         raise error_from_response(llm.provider.name, response)
@@ -52,10 +52,10 @@ def chat_attempt(
 
 
 def stream_attempt(
-    llm: LLM, request: ChatRequest, timeout: float | None
+    llm: LLMView, request: ChatRequest, timeout: float | None
 ) -> Flow[Opened]:
     """Open a stream and read up to its first chunk: the part that may be retried."""
-    http_request = llm._http(llm.provider.chat_request(llm.target, request), timeout)
+    http_request = llm.timed(llm.provider.chat_request(llm.target, request), timeout)
     response = yield Send(llm, http_request, stream=True)
     if response.status_code >= 400:
         raise error_from_response(llm.provider.name, response)
@@ -86,11 +86,11 @@ def stream_attempt(
 
 
 def embed_attempt(
-    llm: LLM, request: tuple[list[str], Mapping[str, Any]], timeout: float | None
+    llm: LLMView, request: tuple[list[str], Mapping[str, Any]], timeout: float | None
 ) -> Flow[EmbeddingResponse]:
     """Ask ``llm`` once for the vectors of the texts."""
     texts, extra = request
-    http_request = llm._http(
+    http_request = llm.timed(
         llm.provider.embed_request(llm.target, texts, extra), timeout
     )
     response = yield Send(llm, http_request, stream=False)

@@ -487,8 +487,13 @@ class LLM:
             return self._route_flow(route, attempt, payload)
 
         def last(request: LLMRequest) -> Flow[T]:
-            result = yield from request.llm._route_flow(
-                route, attempt, request.payload, request.chain, request.first_index
+            asked = cast("LLM", request.llm)  # the request's targets are LLMs
+            result: T = yield from asked._route_flow(
+                route,
+                attempt,
+                request.payload,
+                cast("tuple[LLM, ...] | None", request.chain),
+                request.first_index,
             )
             call.target = route.target
             return result
@@ -531,7 +536,7 @@ class LLM:
 
         return route_flow(route, targets, attempt_on, first_index)
 
-    def _http(self, request: httpx2.Request, timeout: float | None) -> httpx2.Request:
+    def timed(self, request: httpx2.Request, timeout: float | None) -> httpx2.Request:
         """Shorten the request's timeout to what the deadline leaves."""
         if timeout is not None:
             request.extensions["timeout"] = httpx2.Timeout(

@@ -14,7 +14,7 @@ import httpx2
 from aisys.providers.base import transport_error, transport_errors
 
 if TYPE_CHECKING:
-    from aisys.llm.client import LLM
+    from aisys.llm.view import LLMView
 
 __all__ = ["Close", "EventReader", "Send"]
 
@@ -24,7 +24,7 @@ class Send:
 
     __slots__ = ("llm", "request", "stream")
 
-    def __init__(self, llm: LLM, request: httpx2.Request, *, stream: bool) -> None:
+    def __init__(self, llm: LLMView, request: httpx2.Request, *, stream: bool) -> None:
         self.llm = llm
         self.request = request
         self.stream = stream

@@ -18,7 +18,7 @@ from aisys.types import ChatRequest, ChatResponse, EmbeddingResponse
 
 if TYPE_CHECKING:
     from aisys.call import Billed
-    from aisys.llm.client import LLM
+    from aisys.llm.view import LLMView
 
 __all__ = ["LLMRequest"]
 
@@ -41,11 +41,11 @@ class LLMRequest:
 
     def __init__(
         self,
-        llm: LLM,
+        llm: LLMView,
         payload: Any,
         *,
         use_cache: bool = True,
-        chain: tuple[LLM, ...] | None = None,
+        chain: tuple[LLMView, ...] | None = None,
         response_model: Any = None,
         max_retries: int = 2,
     ) -> None:
@@ -237,7 +237,7 @@ class LLMRequest:
             return llm.price_as, target.model, None
         return target.provider, target.model, target.base_url
 
-    def retarget(self, model: str | LLM) -> LLMRequest:
+    def retarget(self, model: str | LLMView) -> LLMRequest:
         """The same request to another model (a budget's downgrade)."""
         llm = self.llm.sibling(model) if isinstance(model, str) else model
         return self._copy(llm=llm, chain=None, first_index=0)

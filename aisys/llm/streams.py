@@ -22,7 +22,7 @@ from aisys.types import ChatChunk, ChatRequest, ChatResponse
 if TYPE_CHECKING:
     from aisys.call import Call
     from aisys.lifecycle import CallScope
-    from aisys.llm.client import LLM
+    from aisys.llm.view import LLMView
 
 __all__ = ["AsyncChatStream", "ChatStream"]
 
@@ -32,7 +32,7 @@ class _StreamCore:
 
     def __init__(
         self,
-        llm: LLM,
+        llm: LLMView,
         request: ChatRequest,
         *,
         use_cache: bool = True,

@@ -157,7 +157,7 @@ def attempts_of_a_failed_chain(error: aisys.AllTargetsFailedError) -> list[str]:
 
 def steps_see_one_request_protocol(
     llm_request: aisys.llm.LLMRequest,
-    invocation: aisys.pipeline.functions.Invocation,
+    invocation: aisys.instrument.plan.Invocation,
 ) -> list[aisys.pipeline.protocol.Request]:
     """Both ends of the chain are the one `Request` the steps use (checked by mypy)."""
     return [llm_request, invocation]

@@ -13,14 +13,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys.call import Call
+from aisys.instrument.plan import Plan, begin
 from aisys.providers.base import StreamState
 from aisys.providers.registry import read_chunk
 
 if TYPE_CHECKING:
-    from aisys._runtime import Runtime
-    from aisys.instrument import Spec
-    from aisys.lifecycle import CallScope
-    from aisys.pipeline.functions import Plan
+    from aisys.instrument.spec import Spec
+    from aisys.lifecycle import CallScope, RuntimeView
 
 __all__ = [
     "Finisher",
@@ -56,6 +55,7 @@ class Finisher:
         return self.scope.done
 
     def chunk(self, chunk: Any) -> None:
+        """Read one chunk that passed to the caller into the call."""
         if type(chunk) is str:  # the common case of a generator, read here
             self.state.chunks += 1
             self.state.parts.append(chunk)
@@ -243,10 +243,12 @@ class TracedAsyncStream:
 
 
 def generator_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
+    runtime: RuntimeView, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
 ) -> Callable[..., Any]:
+    """A generator function's wrapper: its span current only while its body runs."""
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        scope = spec.begin(runtime, args, kwargs, plan)
+        scope = begin(runtime, spec, args, kwargs, plan)
         call = scope.call
         finisher = Finisher(scope, spec, args, kwargs)
         # The span is current only while the function body runs, never across a yield.
@@ -305,10 +307,12 @@ def generator_wrapper(
 
 
 def async_generator_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
+    runtime: RuntimeView, spec: Spec, fn: Callable[..., Any], plan: Plan | None = None
 ) -> Callable[..., Any]:
+    """The async twin of `generator_wrapper`."""
+
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        scope = spec.begin(runtime, args, kwargs, plan)
+        scope = begin(runtime, spec, args, kwargs, plan)
         call = scope.call
         finisher = Finisher(scope, spec, args, kwargs)
         scope.activate()

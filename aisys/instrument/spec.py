@@ -1,41 +1,29 @@
-"""Decorators and the trace block: instrument code the application already has.
+"""How one decorated function is observed, decided once at decoration time: `Spec`.
 
-`traced_llm`, `traced_retrieval` and `traced` wrap sync, async, generator and
-async-generator functions; the wrapper returns exactly what the function returned
-(provider streams are wrapped so their usage reaches the span). How a call is
-observed is decided once, at decoration time; what a result means is left to
-`aisys.providers`, and what a span says to `aisys.telemetry`.
+Its parameters (which one is the model, the prompt, ``top_k``), its span name and start
+attributes, and how its result is read into a call — a model's answer, retrieved
+documents — where `aisys.providers` says what a result means.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aisys._arguments import Binder
-from aisys._streaming import (
-    Finisher,
-    TracedAsyncStream,
-    TracedStream,
-    async_generator_wrapper,
-    generator_wrapper,
-)
 from aisys.call import Call, prompt_facts
 from aisys.context import _SCOPE, Scope
 from aisys.lifecycle import CallScope
 from aisys.names import split_model
-from aisys.pipeline._flow import adrive, drive
-from aisys.providers.registry import read_result, stream_kind
+from aisys.providers.registry import read_result
 from aisys.telemetry.spans import fixed_start
 
 if TYPE_CHECKING:
-    from aisys._runtime import Runtime
-    from aisys.pipeline.functions import Plan
+    from aisys.lifecycle import RuntimeView
+    from aisys.pipeline.route import Route
 
-__all__ = ["Spec", "TraceBlock", "instrument"]
+__all__ = ["Spec"]
 
 # Parameters whose value is the prompt or the query, in order of preference.
 _INPUT_PARAMS = ("messages", "prompt", "question", "query", "input", "text")
@@ -140,21 +128,21 @@ class Spec:
 
     def begin(
         self,
-        runtime: Runtime,
+        runtime: RuntimeView,
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
-        plan: Plan | None = None,
+        route: Route | None = None,
+        *,
+        chained: bool = False,
     ) -> CallScope:
-        """Begin one invocation's call: its facts, its route, its span."""
+        """Begin one invocation's call: its facts, its span, its ``route`` if any.
+
+        ``chained``: the call runs through steps, which read its input.
+        """
         call = self.new_call(args, kwargs)
-        if plan is not None:
+        if chained:
             call.input_value = self.input_of(args, kwargs)
-        return CallScope(
-            runtime.telemetry,
-            call,
-            route=None if plan is None else plan.new_route(runtime),
-            fixed=self.fixed_start,
-        )
+        return CallScope(runtime.telemetry, call, route=route, fixed=self.fixed_start)
 
     def _call(self, model: str | None, scope: Scope | None = None) -> Call:
         call = Call(
@@ -250,170 +238,6 @@ class Spec:
         if capture and self.input_param is not None:
             query = _argument(self.input_param, args, kwargs)
             call.query = query if isinstance(query, str) else None
-
-
-def instrument(
-    runtime: Runtime,
-    spec: Spec,
-    fn: Callable[..., Any],
-    plan: Plan | None = None,
-) -> Callable[..., Any]:
-    """Wrap ``fn`` so each call makes one span and one log event.
-
-    With a `Plan` (steps such as budgets, or a route of retries and fallbacks) each
-    call runs through the chain; without one, the function is simply called.
-    """
-    if inspect.isasyncgenfunction(fn):
-        wrapper: Callable[..., Any] = async_generator_wrapper(runtime, spec, fn, plan)
-    elif inspect.isgeneratorfunction(fn):
-        wrapper = generator_wrapper(runtime, spec, fn, plan)
-    elif inspect.iscoroutinefunction(fn):
-        wrapper = _coroutine_wrapper(runtime, spec, fn, plan)
-    else:
-        wrapper = _function_wrapper(runtime, spec, fn, plan)
-    return functools.wraps(fn)(wrapper)
-
-
-def _function_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None
-) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        scope = spec.begin(runtime, args, kwargs, plan)
-        scope.activate()
-        try:
-            if plan is None:
-                result = fn(*args, **kwargs)
-            else:
-                result = drive(plan.flow(scope.call, scope.route, args, kwargs))
-        except BaseException as exc:
-            scope.end(exc)
-            raise
-        scope.deactivate()
-        if spec.kind == "llm":
-            stream = _stream_of(scope, spec, result, args, kwargs)
-            if stream is not None:
-                return stream  # its scope ends when the stream does
-        if spec.reads:
-            scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
-        scope.end()
-        return result
-
-    return wrapper
-
-
-def _coroutine_wrapper(
-    runtime: Runtime, spec: Spec, fn: Callable[..., Any], plan: Plan | None
-) -> Callable[..., Any]:
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        scope = spec.begin(runtime, args, kwargs, plan)
-        scope.activate()
-        try:
-            if plan is None:
-                result = await fn(*args, **kwargs)
-            else:
-                result = await adrive(plan.flow(scope.call, scope.route, args, kwargs))
-        except BaseException as exc:
-            await scope.aend(exc)
-            raise
-        scope.deactivate()
-        if spec.kind == "llm":
-            stream = _stream_of(scope, spec, result, args, kwargs)
-            if stream is not None:
-                return stream  # its scope ends when the stream does
-        if spec.reads:
-            scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
-        await scope.aend()
-        return result
-
-    return wrapper
-
-
-def _stream_of(
-    scope: CallScope,
-    spec: Spec,
-    result: Any,
-    args: tuple[Any, ...],
-    kwargs: Mapping[str, Any],
-) -> Any:
-    """A provider stream returned by a model function, wrapped to end its call; else None."""
-    kind = stream_kind(result)
-    if kind is None:
-        return None
-    call = scope.call
-    if call.chunk_redactor is not None:  # SDK chunks cannot be rewritten
-        call.output_checks.append(call.chunk_redactor.check_whole)
-        call.chunk_redactor = None
-    finisher = Finisher(scope, spec, args, kwargs)
-    if kind == "sync":
-        return TracedStream(result, finisher)
-    return TracedAsyncStream(result, finisher)
-
-
-class TraceBlock:
-    """``with aisys.trace(...)`` / ``async with``: a parent span and a scope for calls inside."""
-
-    __slots__ = ("_call", "_runtime", "_scope", "_scope_token")
-
-    def __init__(
-        self,
-        runtime: Runtime,
-        name: str,
-        *,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        tags: tuple[str, ...] = (),
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        parent = _SCOPE.get()
-        self._scope = (
-            parent.nested(name, user_id, session_id, tags, metadata)
-            if parent is not None
-            else Scope(
-                name,
-                user_id,
-                session_id,
-                tuple(dict.fromkeys(tags)),
-                dict(metadata or {}),
-            )
-        )
-        self._runtime = runtime
-        self._call: CallScope | None = None
-
-    @property
-    def trace_id(self) -> str | None:
-        """This trace's id as 32 hex digits, once entered (for linking logs or tickets)."""
-        if self._call is None:
-            return None
-        ctx = self._call.span.get_span_context()
-        return f"{ctx.trace_id:032x}" if ctx.is_valid else None
-
-    def __enter__(self) -> TraceBlock:
-        self._scope_token = _SCOPE.set(self._scope)
-        call = Call("trace", "", name=self._scope.name, scope=self._scope)
-        self._call = CallScope(self._runtime.telemetry, call)
-        self._call.activate()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._call is not None:
-            self._call.end(exc)
-        _SCOPE.reset(self._scope_token)
-
-    async def __aenter__(self) -> TraceBlock:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 # -- helpers ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The chain for users' own functions: their steps, then the route `aisys.LLM` uses.
+"""A decorated function's chain: its steps, then the route `aisys.LLM` uses.
 
 `@aisys.traced_llm(retry=..., fallbacks=[...], deadline=..., budget=...)` builds a
 `Plan`: the configured steps (`aisys.pipeline.chain`) ending in a `FunctionRoute`, or
@@ -28,11 +28,11 @@ from aisys.pipeline.route import (
 )
 
 if TYPE_CHECKING:
-    from aisys._runtime import Runtime
     from aisys.call import Billed, Call
-    from aisys.instrument import Spec
+    from aisys.instrument.spec import Spec
+    from aisys.lifecycle import CallScope, RuntimeView
 
-__all__ = ["FunctionRoute", "Invocation", "Invoke", "Plan"]
+__all__ = ["FunctionRoute", "Invocation", "Invoke", "Plan", "begin"]
 
 _NOT_STRUCTURED = "structured output is aisys.LLM's; validate your function's answer"
 
@@ -114,7 +114,7 @@ class FunctionRoute:
         )
         """The route's targets, planned once: each call only passes its arguments."""
 
-    def new_route(self, runtime: Runtime) -> Route:
+    def new_route(self, runtime: RuntimeView) -> Route:
         """A fresh route for one call, with the runtime's clock and breaker settings."""
         return Route.configured(
             runtime.clock, runtime.settings, deadline_s=self.deadline
@@ -343,7 +343,7 @@ class Plan:
         self.steps = steps
         self.route = route
 
-    def new_route(self, runtime: Runtime) -> Route | None:
+    def new_route(self, runtime: RuntimeView) -> Route | None:
         """A fresh route for one call, if the function has retries or fallbacks."""
         return None if self.route is None else self.route.new_route(runtime)
 
@@ -366,3 +366,16 @@ class Plan:
             call, self.steps, last, Invocation(self.spec, call, args, kwargs, self.fn)
         )
         return flow
+
+
+def begin(
+    runtime: RuntimeView,
+    spec: Spec,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    plan: Plan | None,
+) -> CallScope:
+    """Begin one call of a decorated function: through its chain, if it has one."""
+    if plan is None:
+        return spec.begin(runtime, args, kwargs)
+    return spec.begin(runtime, args, kwargs, plan.new_route(runtime), chained=True)
