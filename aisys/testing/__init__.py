@@ -135,30 +135,19 @@ def capture(runtime: Runtime | None = None, **settings: Any) -> Iterator[Capture
 
     Added in 0.1.
     """
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
-        InMemorySpanExporter,
-    )
-
     from aisys.settings import Settings
+    from aisys.telemetry.memory import InMemory
 
     if runtime is None:
         import aisys
 
         runtime = aisys._DEFAULT
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider(shutdown_on_exit=False)
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-    captured = Captured(exporter, reader)
+    memory = InMemory.open()
+    captured = Captured(memory.exporter, memory.reader)
     base = runtime.settings
     telemetry = runtime._build_telemetry(
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
+        tracer_provider=memory.tracer_provider,
+        meter_provider=memory.meter_provider,
         log_sink=captured.logs,
         settings=Settings(**{**base.model_dump(exclude_unset=True), **settings})
         if settings
@@ -169,8 +158,7 @@ def capture(runtime: Runtime | None = None, **settings: Any) -> Iterator[Capture
         yield captured
     finally:
         runtime._swap_telemetry(previous)
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
+        memory.close()
 
 
 def scripted(
