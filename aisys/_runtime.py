@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from aisys import _checks
 from aisys._sentinel import DEFAULT, Default
 from aisys.instrument import Spec, TraceBlock, instrument
 from aisys.pipeline._clock import SYSTEM_CLOCK, Clock
@@ -317,8 +318,24 @@ class Runtime:
 
         Added in 0.1.
         """
+        owner = "traced_llm"
+        for label, value in (("name", name), ("provider", provider), ("model", model)):
+            _checks.optional_text(owner, label, value)
+        _checks.text(owner, "operation", operation)
+        if not isinstance(guards, tuple) or guards:
+            from aisys.safety.guards import guards_of  # its detectors load with it
+
+            guards = guards_of(owner, guards)
+        fallbacks = _functions_of(owner, fallbacks)
+        if deadline is not None:
+            deadline = _checks.seconds(owner, "deadline", deadline)
+        if retry is not None:
+            from aisys.pipeline.retry import check_retry  # loads tenacity: it is needed
+
+            check_retry(owner, retry)
 
         def decorate(func: F) -> F:
+            _callable(owner, func)
             spec = Spec(
                 func,
                 "llm",
@@ -346,7 +363,7 @@ class Runtime:
                 or deadline is not None
                 or not isinstance(circuit, Default | None)
             ):
-                from aisys.instrument.plan import FunctionRoute  # loads tenacity
+                from aisys.instrument.failover import FunctionRoute  # loads tenacity
                 from aisys.pipeline.route import CircuitBreaker, check_circuit
 
                 check_circuit(circuit)
@@ -395,8 +412,11 @@ class Runtime:
 
         Added in 0.1.
         """
+        _checks.optional_text("traced_retrieval", "name", name)
+        _checks.optional_text("traced_retrieval", "data_source", data_source)
 
         def decorate(func: F) -> F:
+            _callable("traced_retrieval", func)
             spec = Spec(
                 func,
                 "retrieval",
@@ -434,8 +454,11 @@ class Runtime:
 
         Added in 0.1.
         """
+        _checks.optional_text("traced", "name", name)
+        _checks.optional_text("traced", "operation", operation)
 
         def decorate(func: F) -> F:
+            _callable("traced", func)
             spec = Spec(func, "step", operation=operation, name=name)
             return instrument(self, spec, func)  # type: ignore[return-value]
 
@@ -459,12 +482,38 @@ class Runtime:
         """
         return TraceBlock(
             self,
-            name,
-            user_id=user_id,
-            session_id=session_id,
-            tags=tuple(tags),
-            metadata=metadata,
+            _checks.text("trace", "name", name),
+            user_id=_checks.optional_text("trace", "user_id", user_id),
+            session_id=_checks.optional_text("trace", "session_id", session_id),
+            tags=_checks.strings("trace", "tags", tags),
+            metadata=None
+            if metadata is None
+            else _checks.mapping("trace", "metadata", metadata),
         )
+
+
+def _callable(owner: str, fn: Any) -> None:
+    if not callable(fn):
+        raise _checks.bad(owner, "fn", "a function to decorate", fn)
+
+
+def _functions_of(owner: str, fallbacks: Any) -> tuple[Callable[..., Any], ...]:
+    """A decorator's ``fallbacks=``: functions taking the same arguments."""
+    if isinstance(fallbacks, list | tuple) and all(callable(f) for f in fallbacks):
+        return tuple(fallbacks)
+    raise _checks.bad(
+        owner,
+        "fallbacks",
+        "a list of functions taking the same arguments",
+        fallbacks,
+        "use aisys.LLM(fallbacks=[...]) for 'provider:model' strings"
+        if isinstance(fallbacks, str)
+        or (
+            isinstance(fallbacks, list | tuple)
+            and any(isinstance(f, str) for f in fallbacks)
+        )
+        else "",
+    )
 
 
 def _adopt(settings: Settings) -> None:

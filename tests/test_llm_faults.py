@@ -216,7 +216,7 @@ def test_bad_inputs_say_what_is_wrong(llm: aisys.LLM) -> None:
     """Wrong message shapes raise before anything is sent, naming the problem."""
     with pytest.raises(TypeError, match="messages must be a string or a list"):
         llm.chat(42)
-    with pytest.raises(ValueError, match=r"messages\[0\] has no 'role'"):
+    with pytest.raises(ValueError, match=r"messages\[0\]\['role'\] must be one of"):
         llm.chat([{"content": "hi"}])
     with pytest.raises(ValueError, match="messages is empty"):
         llm.chat([])

@@ -510,7 +510,7 @@ def test_retry_validation() -> None:
         aisys.Retry(max_attempts=0)
     with pytest.raises(aisys.ConfigError, match="deadline"):
         aisys.LLM("scripted:x", deadline=0)
-    with pytest.raises(aisys.ConfigError, match="timeout must be positive"):
+    with pytest.raises(aisys.ConfigError, match=r"LLM\(timeout=\) takes positive seconds"):
         aisys.LLM("scripted:x", timeout=0)
 
 

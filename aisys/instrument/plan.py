@@ -10,135 +10,26 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aisys.errors import ConfigError
+from aisys.instrument.invoke import invoke
 from aisys.names import split_model
 from aisys.pipeline._flow import Flow
 from aisys.pipeline.chain import Step, run
 from aisys.pipeline.keys import key_data
-from aisys.pipeline.retry import Retry
-from aisys.pipeline.route import (
-    CircuitBreaker,
-    Route,
-    RouteTarget,
-    check_deadline,
-    route_flow,
-)
 
 if TYPE_CHECKING:
     from aisys.call import Billed, Call
+    from aisys.instrument.failover import FunctionRoute
     from aisys.instrument.spec import Spec
     from aisys.lifecycle import CallScope, RuntimeView
+    from aisys.pipeline.route import Route
 
-__all__ = ["FunctionRoute", "Invocation", "Invoke", "Plan", "begin"]
+__all__ = ["Invocation", "Plan", "begin"]
 
 _NOT_STRUCTURED = "structured output is aisys.LLM's; validate your function's answer"
-
-
-class Invoke:
-    """The effect of calling the user's function (awaiting it, for coroutines)."""
-
-    __slots__ = ("args", "fn", "kwargs")
-
-    def __init__(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
-    ) -> None:
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-
-    def run(self) -> Any:
-        """Call the function."""
-        return self.fn(*self.args, **self.kwargs)
-
-    async def arun(self) -> Any:
-        """Call the coroutine function and await it."""
-        return await self.fn(*self.args, **self.kwargs)
-
-
-class FunctionRoute:
-    """Retry and fallbacks for a decorated function: the same route `aisys.LLM` uses.
-
-    Fallbacks are functions taking the same arguments; the deadline is checked before
-    each attempt and wait (a running function is not interrupted). Each function has
-    its own breaker, shared process-wide by its qualified name (the function holds its
-    credentials, so aisys cannot tell tenants apart: decorate one function per key, or
-    pass ``circuit=None``).
-    """
-
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        *,
-        fallbacks: Sequence[Callable[..., Any]],
-        retry: Retry | None,
-        deadline: float | None,
-        provider: str | None,
-        circuit: CircuitBreaker | None = None,
-        use_circuit: bool = True,
-        price_as: str | None = None,
-    ) -> None:
-        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-            msg = (
-                f"retry= and fallbacks= cannot wrap the generator function {fn.__qualname__}: "
-                "its items are already with the caller when it fails; retry the call that "
-                "opens the stream instead"
-            )
-            raise ConfigError(msg, field="retry")
-        is_async = inspect.iscoroutinefunction(fn)
-        for fallback in fallbacks:
-            if inspect.iscoroutinefunction(fallback) != is_async:
-                msg = (
-                    f"fallback {getattr(fallback, '__qualname__', fallback)!r} must be "
-                    f"{'a coroutine function' if is_async else 'a plain function'} like "
-                    f"{fn.__qualname__}"
-                )
-                raise ConfigError(msg, field="fallbacks")
-        self.deadline = check_deadline(deadline)
-        policy = retry or Retry(max_attempts=1)
-        prefix = provider or "function"
-        self.targets = tuple(
-            RouteTarget(
-                label=f"{prefix}:{function.__qualname__}",
-                retry=policy,
-                breaker_key=f"{function.__module__}.{function.__qualname__}"
-                if use_circuit
-                else None,
-                circuit=circuit,
-                price_as=price_as,
-                subject=function,
-            )
-            for function in (fn, *fallbacks)
-        )
-        """The route's targets, planned once: each call only passes its arguments."""
-
-    def new_route(self, runtime: RuntimeView) -> Route:
-        """A fresh route for one call, with the runtime's clock and breaker settings."""
-        return Route.configured(
-            runtime.clock, runtime.settings, deadline_s=self.deadline
-        )
-
-    def flow(
-        self, route: Route, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-    ) -> Flow[Any]:
-        """The route over the functions, for one call's arguments."""
-
-        def invoke(function: Callable[..., Any], timeout: float | None) -> Flow[Any]:
-            return _invoke(function, args, kwargs, timeout)
-
-        return route_flow(route, self.targets, invoke)
-
-
-def _invoke(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: Mapping[str, Any],
-    timeout: float | None,
-) -> Flow[Any]:
-    result = yield Invoke(fn, args, kwargs)
-    return result
 
 
 class Invocation:
@@ -360,7 +251,7 @@ class Plan:
         def last(invocation: Invocation) -> Flow[Any]:
             if policy is not None and route is not None:
                 return policy.flow(route, invocation.args, invocation.kwargs)
-            return _invoke(self.fn, invocation.args, invocation.kwargs, None)
+            return invoke(self.fn, invocation.args, invocation.kwargs, None)
 
         flow: Flow[Any] = run(
             call, self.steps, last, Invocation(self.spec, call, args, kwargs, self.fn)

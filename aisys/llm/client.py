@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx2
 
+from aisys import _checks
 from aisys._runtime import DEFAULT_RUNTIME, Runtime
 from aisys._sentinel import DEFAULT, Default
 from aisys.call import Call, prompt_facts
@@ -38,7 +39,7 @@ from aisys.metering.cost import public_cost
 from aisys.metering.prices import check_price_as
 from aisys.pipeline._flow import Flow, adrive, drive
 from aisys.pipeline.chain import assemble, run
-from aisys.pipeline.retry import Retry
+from aisys.pipeline.retry import Retry, check_retry
 from aisys.pipeline.route import (
     CircuitBreaker,
     Route,
@@ -51,6 +52,7 @@ from aisys.pipeline.route import (
 )
 from aisys.providers.base import Provider, Target, normalise_messages
 from aisys.providers.registry import get_provider, parse_model
+from aisys.safety.guards import guards_of
 from aisys.telemetry.spans import fixed_start
 from aisys.types import CHAT_PARAMS, ChatRequest, ChatResponse, EmbeddingResponse
 
@@ -137,10 +139,20 @@ class LLM:
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
-        if not timeout > 0:
-            raise ConfigError(
-                f"timeout must be positive seconds, got {timeout!r}", field="timeout"
+        if model is not None and not isinstance(model, str):
+            raise _checks.bad("LLM", "model", "'provider:model' (a string)", model)
+        timeout = _checks.seconds("LLM", "timeout", timeout)
+        _checks.optional_text("LLM", "base_url", base_url)
+        _checks.optional_text("LLM", "api_key", api_key)
+        if headers is not None:
+            _checks.mapping("LLM", "headers", headers)
+        if fallback_on is not None and not callable(fallback_on):
+            raise _checks.bad(
+                "LLM", "fallback_on", "a function of the error", fallback_on
             )
+        fallbacks = _fallbacks_of(fallbacks)
+        retry = check_retry("LLM", retry)
+        guards = guards_of("LLM", guards)
         self.prompt = prompt
         self._prompt_facts = prompt_facts(prompt)
         defaults = dict(getattr(prompt, "params", None) or {})
@@ -406,12 +418,14 @@ class LLM:
         happen only before the first chunk reaches you. Once exhausted,
         ``stream.response`` holds the whole `ChatResponse` with usage.
         """
+        _not_structured(params)
         use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         request = self._request(messages, params, stream=True)
         return ChatStream(self, request, use_cache=use_cache, prompt=prompt)
 
     def astream(self, messages: Any, **params: Any) -> AsyncChatStream:
         """The async twin of `stream`: use with ``async for`` / ``async with``, not await."""
+        _not_structured(params)
         use_cache, prompt = _use_cache(params), params.pop("prompt", None)
         request = self._request(messages, params, stream=True)
         return AsyncChatStream(self, request, use_cache=use_cache, prompt=prompt)
@@ -563,12 +577,15 @@ class LLM:
         if type(extra) is not dict and not isinstance(extra, Mapping):
             msg = f"extra= takes a dict of provider fields, got {type(extra).__name__}"
             raise TypeError(msg)
+        given = {k: v for k, v in params.items() if v is not None}
+        for name, value in given.items():
+            _PARAM_CHECKS[name](name, value)
         # Every field is checked above (messages by normalise_messages): no need to
         # validate the model again on each call.
         return ChatRequest.model_construct(
             model=self.target.model,
             messages=normalise_messages(messages),
-            params={k: v for k, v in params.items() if v is not None},
+            params=given,
             extra=dict(extra),
             stream=stream,
         )
@@ -662,6 +679,78 @@ def _embed_request(
             msg = "embed() takes a string or a list of strings"
             raise TypeError(msg)
     return listed, extra or {}
+
+
+def _not_structured(params: dict[str, Any]) -> None:
+    """Streams deliver text as it comes: structured output is `chat`'s."""
+    asked = [name for name in ("response_model", "max_retries") if name in params]
+    if asked:
+        msg = (
+            f"stream() does not take {asked[0]}=: structured output is validated when "
+            "the whole answer is in, so it is for chat() and achat(); use those, or "
+            "validate the streamed text yourself (stream.response.text once exhausted)"
+        )
+        raise TypeError(msg)
+
+
+def _number(low: float, high: float) -> Callable[[str, Any], Any]:
+    return lambda name, value: _checks.number("chat", name, value, low=low, high=high)
+
+
+def _whole(low: int) -> Callable[[str, Any], Any]:
+    return lambda name, value: _checks.whole("chat", name, value, low=low)
+
+
+def _of(takes: str, *kinds: type) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> None:
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise _checks.bad("chat", name, takes, value)
+
+    return check
+
+
+def _stop(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        _checks.strings("chat", name, value)
+
+
+_PARAM_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "temperature": _number(0.0, 2.0),
+    "top_p": _number(0.0, 1.0),
+    "frequency_penalty": _number(-2.0, 2.0),
+    "presence_penalty": _number(-2.0, 2.0),
+    "max_tokens": _whole(1),
+    "n": _whole(1),
+    "top_k": _whole(0),
+    "seed": _of("a whole number", int),
+    "stop": _stop,
+    "tools": _of("a list of tool definitions (dicts)", list, tuple),
+    "tool_choice": _of("'auto', 'none', 'required' or a dict naming a tool", str, dict),
+    "response_format": _of("a dict, e.g. {'type': 'json_object'}", dict),
+    "user": _of("a string", str),
+}
+"""How each of `aisys.types.CHAT_PARAMS` is checked before anything is sent."""
+
+
+def _fallbacks_of(fallbacks: Any) -> tuple[str | LLM, ...]:
+    """``fallbacks=`` checked: a list of ``provider:model`` strings and `LLM` objects."""
+    if isinstance(fallbacks, str):
+        raise _checks.bad(
+            "LLM",
+            "fallbacks",
+            "a list of 'provider:model' strings or aisys.LLM objects",
+            fallbacks,
+            f"did you mean fallbacks={[fallbacks]!r}?",
+        )
+    items = tuple(fallbacks) if isinstance(fallbacks, list | tuple) else None
+    if items is None or not all(isinstance(item, str | LLM) for item in items):
+        raise _checks.bad(
+            "LLM",
+            "fallbacks",
+            "a list of 'provider:model' strings or aisys.LLM objects",
+            fallbacks,
+        )
+    return items
 
 
 def close_all() -> None:

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
+from aisys import _checks
 from aisys.errors import BudgetExceededError, BudgetStoreError, ConfigError
 from aisys.metering.prices import find_price
 from aisys.pipeline._clock import wall_time
 from aisys.pipeline._flow import Flow
-from aisys.stores import StoreOp, StoreRef
+from aisys.stores import StoreOp, StoreRef, check_store
 
 if TYPE_CHECKING:
     from aisys.call import Call
@@ -108,7 +109,7 @@ class Budget:
         if per not in _PERS:
             _bad("per", per, "one of call, minute, hour, day, month")
         if scope not in ("global", "user", "session", "prompt") and not (
-            scope.startswith("tag:") and len(scope) > 4
+            isinstance(scope, str) and scope.startswith("tag:") and len(scope) > 4
         ):
             _bad("scope", scope, "global, user, session, prompt or tag:<tag>")
         if on_exceed not in ("raise", "warn", "downgrade"):
@@ -121,8 +122,9 @@ class Budget:
             )
         if on_store_error not in ("fail", "allow"):
             _bad("on_store_error", on_store_error, "fail or allow")
-        if store is not None and store != "memory" and "://" not in store:
-            _bad("store", store, "None (diskcache), 'memory' or 'redis://host:port/db'")
+        check_store("Budget", store)
+        if name is not None:
+            _checks.text("Budget", "name", name)
         self.usd = limit
         self.limit_nano = int(limit * _NANO)
         self.per: Per = per

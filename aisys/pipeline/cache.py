@@ -24,11 +24,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from aisys import _checks
 from aisys.errors import ConfigError
 from aisys.pipeline._clock import wall_time
 from aisys.pipeline._flow import Flow
 from aisys.pipeline.keys import canonical
-from aisys.stores import StoreOp, StoreRef
+from aisys.stores import StoreOp, StoreRef, check_store
 
 if TYPE_CHECKING:
     from aisys.call import Call
@@ -88,15 +89,10 @@ class Cache:
         mode: Mode = "read_write",
         store_truncated: bool = False,
     ) -> None:
-        if store is not None and store != "memory" and "://" not in store:
-            msg = (
-                f"Cache(store=) must be None (diskcache), 'memory' or "
-                f"'redis://host:port/db', got {store!r}"
-            )
-            raise ConfigError(msg, field="store")
-        if ttl is not None and not (isinstance(ttl, int | float) and ttl > 0):
-            msg = f"Cache(ttl=) must be positive seconds or None, got {ttl!r}"
-            raise ConfigError(msg, field="ttl")
+        check_store("Cache", store)
+        if ttl is not None:
+            ttl = _checks.seconds("Cache", "ttl", ttl)
+        _checks.flag("Cache", "store_truncated", store_truncated)
         if mode not in _MODES:
             msg = f"Cache(mode=) must be one of {', '.join(_MODES)}, got {mode!r}"
             raise ConfigError(msg, field="mode")

@@ -16,12 +16,19 @@ import tenacity
 from tenacity import DoAttempt, DoSleep, RetryCallState
 from tenacity.wait import wait_base
 
-from aisys.errors import ConfigError
+from aisys import _checks
 from aisys.pipeline._clock import Sleep
 from aisys.pipeline._flow import Flow
 from aisys.providers.base import classify
 
-__all__ = ["Retry", "WaitTooLong", "is_retryable", "retry_flow", "wait_retry_after"]
+__all__ = [
+    "Retry",
+    "WaitTooLong",
+    "check_retry",
+    "is_retryable",
+    "retry_flow",
+    "wait_retry_after",
+]
 
 T = TypeVar("T")
 
@@ -73,16 +80,10 @@ class Retry:
         wait: Any = None,
         retry: Any = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ConfigError(
-                f"Retry(max_attempts=) must be at least 1, got {max_attempts}",
-                field="max_attempts",
-            )
-        if initial < 0 or max_delay < 0:
-            raise ConfigError(
-                f"Retry(initial=, max_delay=) must not be negative, got {initial}, {max_delay}",
-                field="initial" if initial < 0 else "max_delay",
-            )
+        _checks.whole("Retry", "max_attempts", max_attempts, low=1)
+        _checks.number("Retry", "initial", initial)
+        _checks.number("Retry", "max_delay", max_delay)
+        _checks.flag("Retry", "jitter", jitter)
         self.max_attempts = max_attempts
         self.initial = initial
         self.max_delay = max_delay
@@ -181,3 +182,20 @@ def retry_flow(
         else:
             value: T = do
             return value
+
+
+def check_retry(owner: str, retry: Any) -> Any:
+    """``retry=`` as given: an `aisys.Retry`, ``None`` (no retries) or the default.
+
+    An int is refused rather than guessed at (3 retries, or 3 attempts?).
+    """
+    from aisys._sentinel import Default
+
+    if isinstance(retry, Retry | Default) or retry is None:
+        return retry
+    hint = (
+        f"for {retry} attempts pass retry=aisys.Retry(max_attempts={retry})"
+        if isinstance(retry, int) and not isinstance(retry, bool)
+        else ""
+    )
+    raise _checks.bad(owner, "retry", "an aisys.Retry(...) or None", retry, hint)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from aisys import _checks
 from aisys.call import Call
 from aisys.errors import (
     AllTargetsFailedError,
@@ -117,21 +118,12 @@ class CircuitBreaker:
     __slots__ = ("failure_threshold", "reset_timeout")
 
     def __init__(self, failure_threshold: int = 5, reset_timeout: float = 30.0) -> None:
-        if isinstance(failure_threshold, bool) or not (
-            isinstance(failure_threshold, int) and failure_threshold >= 1
-        ):
-            raise ConfigError(
-                f"CircuitBreaker(failure_threshold=) must be a whole number >= 1, "
-                f"got {failure_threshold!r}",
-                field="failure_threshold",
-            )
-        if not (isinstance(reset_timeout, int | float) and reset_timeout > 0):
-            raise ConfigError(
-                f"CircuitBreaker(reset_timeout=) must be positive seconds, got {reset_timeout!r}",
-                field="reset_timeout",
-            )
-        self.failure_threshold = failure_threshold
-        self.reset_timeout = float(reset_timeout)
+        self.failure_threshold = _checks.whole(
+            "CircuitBreaker", "failure_threshold", failure_threshold, low=1
+        )
+        self.reset_timeout = _checks.seconds(
+            "CircuitBreaker", "reset_timeout", reset_timeout
+        )
 
     def __repr__(self) -> str:
         return (
@@ -245,13 +237,11 @@ def check_circuit(circuit: Any) -> Any:
     return circuit
 
 
-def check_deadline(deadline: float | None) -> float | None:
+def check_deadline(deadline: Any, owner: str = "LLM") -> float | None:
     """A deadline as given, or ConfigError when it is not a positive number of seconds."""
-    if deadline is not None and not deadline > 0:
-        raise ConfigError(
-            f"deadline must be positive seconds, got {deadline!r}", field="deadline"
-        )
-    return deadline
+    if deadline is None:
+        return None
+    return _checks.seconds(owner, "deadline", deadline)
 
 
 def default_fallback_on(exc: BaseException) -> bool:

@@ -247,6 +247,9 @@ def as_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
 def normalise_messages(messages: Any) -> list[dict[str, Any]]:
     """Messages as OpenAI-style dicts, from a string, dicts, or `aisys.Message` objects."""
     if isinstance(messages, str):
@@ -280,8 +283,19 @@ def normalise_messages(messages: Any) -> list[dict[str, Any]]:
                 f"got {type(message).__name__}"
             )
             raise TypeError(msg)
-        if not isinstance(item.get("role"), str):
-            msg = f"messages[{index}] has no 'role' (system, user, assistant or tool)"
+        role = item.get("role")
+        if role not in _ROLES:
+            msg = (
+                f"messages[{index}]['role'] must be one of {', '.join(_ROLES)}, got "
+                f"{role!r}"
+            )
+            raise ValueError(msg)
+        content = item.get("content")
+        if content is not None and not isinstance(content, str | list):
+            msg = (
+                f"messages[{index}]['content'] must be text or a list of content parts, "
+                f"got {type(content).__name__}"
+            )
             raise ValueError(msg)
         result.append(item)
     if not result:

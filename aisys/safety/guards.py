@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aisys.errors import ConfigError
@@ -39,6 +39,7 @@ __all__ = [
     "Pattern",
     "PromptInjection",
     "Secrets",
+    "guards_of",
     "injection_score",
 ]
 
@@ -515,3 +516,38 @@ class PromptInjection(Guard):
             Finding(self.name, category, source, start, end, round(score, 3))
             for category, start, end in hits
         ]
+
+
+def guards_of(owner: str, value: Any) -> tuple[Guard, ...]:
+    """``guards=`` checked: one `Guard` or a list of them (never their names)."""
+    items = (value,) if isinstance(value, Guard) else value
+    if isinstance(items, list | tuple) and all(isinstance(g, Guard) for g in items):
+        return tuple(items)
+    wrong = (
+        next((g for g in items if not isinstance(g, Guard)), value)
+        if isinstance(items, list | tuple)
+        else value
+    )
+    hint = (
+        f"write the guard itself, e.g. aisys.guards.{_GUARD_NAMES.get(wrong.lower(), 'PII')}()"
+        if isinstance(wrong, str)
+        else ""
+    )
+    raise ConfigError(
+        f"{owner}(guards=) takes aisys.guards objects (one or a list), got {wrong!r}"
+        + (f"; {hint}" if hint else ""),
+        field="guards",
+    )
+
+
+_GUARD_NAMES = {
+    "pii": "PII",
+    "secrets": "Secrets",
+    "secret": "Secrets",
+    "prompt_injection": "PromptInjection",
+    "injection": "PromptInjection",
+    "exfiltration": "Exfiltration",
+    "max_input_tokens": "MaxInputTokens",
+    "pattern": "Pattern",
+    "check": "Check",
+}

@@ -5,6 +5,18 @@ comes). Amounts are integers (nano-USD for budgets) so every backend adds exactl
 """
 
 from aisys.stores.base import Store, StoreOp
-from aisys.stores.registry import StoreRef, open_store, reset_memory_stores
+from aisys.stores.registry import (
+    StoreRef,
+    check_store,
+    open_store,
+    reset_memory_stores,
+)
 
-__all__ = ["Store", "StoreOp", "StoreRef", "open_store", "reset_memory_stores"]
+__all__ = [
+    "Store",
+    "StoreOp",
+    "StoreRef",
+    "check_store",
+    "open_store",
+    "reset_memory_stores",
+]

@@ -8,11 +8,33 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from aisys.errors import ConfigError
 from aisys.stores.base import Store
 
-__all__ = ["StoreRef", "open_store", "reset_memory_stores"]
+__all__ = ["StoreRef", "check_store", "open_store", "reset_memory_stores"]
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def check_store(owner: str, spec: Any) -> str | None:
+    """``store=`` checked when it is given: None, ``"memory"`` or a Redis URL."""
+    if spec is None:
+        return None
+    if isinstance(spec, str) and (spec == "memory" or spec.startswith(_REDIS_SCHEMES)):
+        return str(spec)
+    hint = (
+        f"for entries that expire, pass ttl={spec}"
+        if owner == "Cache" and isinstance(spec, int | float)
+        else ""
+    )
+    message = (
+        f"{owner}(store=) takes None (diskcache in cache_dir), 'memory' or "
+        f"'redis://host:port/db', got {spec!r}" + (f"; {hint}" if hint else "")
+    )
+    raise ConfigError(message, field="store")
+
 
 _STORES: dict[tuple[str, str], Store] = {}
 _LOCK = threading.Lock()
@@ -60,7 +82,7 @@ def _make(spec: str | None, cache_dir: Path, purpose: str) -> Store:
         from aisys.stores.memory import MemoryStore
 
         return MemoryStore()
-    if spec.startswith(("redis://", "rediss://", "unix://")):
+    if spec.startswith(_REDIS_SCHEMES):
         from aisys.stores.redis import RedisStore
 
         return RedisStore(spec, prefix=f"aisys:{purpose}:")
