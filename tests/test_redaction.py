@@ -181,3 +181,55 @@ def test_nothing_is_redacted_or_captured_when_capture_is_off() -> None:
         assert aisys._DEFAULT.telemetry.redactor is None  # no redaction work at all
     attrs = dict(seen.spans[0].attributes or {})
     assert not any(key.startswith("gen_ai.input") for key in attrs)
+
+
+@pytest.mark.parametrize(
+    ("text", "survives"),
+    [
+        ("password=hunter2", "hunter2"),
+        ("secret: hunter2", "hunter2"),
+        ("my pwd: abc", "abc"),
+        ("api_key='k1'", "k1"),
+        ("Authorization: Bearer 9f8e7d6c5b4a", "9f8e7d6c5b4a"),
+        ("Authorization: Basic dXNlcjpw", "dXNlcjpw"),
+        ("curl -H 'Bearer 4f5e6d7c'", "4f5e6d7c"),
+    ],
+)
+def test_a_value_after_a_secret_keyword_is_a_secret_whatever_its_length(
+    text: str, survives: str
+) -> None:
+    redacted = Redactor().redact(text)
+    assert survives not in redacted
+    assert "[SECRET_1]" in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the bearer of bad news", "token = jwt.encode(payload)", "bearer bonds"],
+)
+def test_keywords_in_prose_and_code_are_left_alone(text: str) -> None:
+    assert Redactor().redact(text) == text
+
+
+def test_user_data_on_a_trace_is_redacted_too() -> None:
+    """With capture_content="redacted", user, session, tags and metadata are masked."""
+    aisys.configure(capture_content="redacted")
+
+    @aisys.traced_llm(model="gpt-4o-mini")
+    def answer(question: str) -> str:
+        return "fine"
+
+    with capture() as seen, aisys.trace(
+        "ticket",
+        user_id="ana.lopez@example.com",
+        session_id="ana.lopez@example.com",
+        tags=["vip", "ana.lopez@example.com"],
+        metadata={"email": "ana.lopez@example.com", "plan": "pro"},
+    ):
+        answer("hi")
+    for span in seen.spans:
+        attrs = dict(span.attributes or {})
+        assert "ana.lopez@example.com" not in repr(attrs)
+        assert attrs["user.id"] == "[EMAIL_1]"  # numbered per trace, like content
+        assert attrs["aisys.metadata.plan"] == "pro"
+    assert "ana.lopez@example.com" not in repr(seen.logs)

@@ -73,12 +73,26 @@ _SECRETS: list[tuple[str, tuple[str, ...], bool]] = [
         ("eyJ",),
         True,
     ),  # JWT
-    (r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9._~+/\-]{16,}=*)", ("bearer",), False),
+    (
+        # After an Authorization header's scheme, any value is a credential.
+        r"(?i)\bauthorization\s*[=:]\s*(?:bearer|basic|token|apikey)\s+"
+        r"(?P<s>[^\s\"',;]+)",
+        ("authorization",),
+        False,
+    ),
+    (
+        # A bare "Bearer <token>": long, or with a digit (not "the bearer of news").
+        r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9._~+/\-]{16,}=*"
+        r"|(?=[A-Za-z._~+/\-]*\d)[A-Za-z0-9._~+/\-]{6,}=*)",
+        ("bearer",),
+        False,
+    ),
     (r"://[^\s:/@]+:(?P<s>[^\s@/]+)@", ("://",), True),  # password in a URL
     (
-        # The value must end where a value ends: `token = jwt.encode(...)` is code.
+        # A value after a secret's keyword is a secret, whatever its length; it must
+        # end where a value ends: `token = jwt.encode(...)` is code.
         r"(?i)\b(?:password|passwd|pwd|secret|api_?key|token)\s*[=:]\s*[\"']?"
-        r"(?P<s>[^\s\"',;(){}\[\]]{8,})(?=[\s\"',;]|$)",
+        r"(?P<s>[^\s\"',;(){}\[\]]+)(?=[\s\"',;]|$)",
         ("password", "passwd", "pwd", "secret", "apikey", "api_key", "token"),
         False,
     ),

@@ -151,6 +151,8 @@ def end_attributes(
         attrs[A.ERROR_TYPE] = error_type(call.error)
     if capture:
         _content_attributes(attrs, call, redact or _same, max_chars)
+    if redact is not None and call.scope is not None:
+        _scope_attributes(attrs, call.scope, redact)
     if call.attributes:
         attrs.update(call.attributes)
     return attrs
@@ -388,6 +390,23 @@ def _jsonable(value: Any) -> Any:
     if callable(dump):
         return dump(mode="json")
     return str(value)
+
+
+def _scope_attributes(
+    attrs: dict[str, Any], scope: Any, redact: Callable[[Any], Any]
+) -> None:
+    """The trace's user, session, tags and metadata, redacted (they are user data too).
+
+    They override what the span started with, before anything is exported.
+    """
+    if scope.user_id is not None:
+        attrs[A.USER_ID] = redact(scope.user_id)
+    if scope.session_id is not None:
+        attrs[A.SESSION_ID] = redact(scope.session_id)
+    if scope.tags:
+        attrs[A.AISYS_TAGS] = [redact(tag) for tag in scope.tags]
+    for key, value in scope.metadata.items():
+        attrs[A.AISYS_METADATA_PREFIX + key] = redact(_attribute_value(value))
 
 
 def _attribute_value(value: Any) -> Any:
