@@ -233,3 +233,9 @@ def test_user_data_on_a_trace_is_redacted_too() -> None:
         assert attrs["user.id"] == "[EMAIL_1]"  # numbered per trace, like content
         assert attrs["aisys.metadata.plan"] == "pro"
     assert "ana.lopez@example.com" not in repr(seen.logs)
+
+
+def test_a_keyword_ending_its_line_does_not_take_the_next_line() -> None:
+    """`if not token:` then `return ...` on the next line is code, not a secret."""
+    code = "if not token:\n    return jsonify({'error': 'Token is missing'}), 401"
+    assert Redactor().redact(code) == code

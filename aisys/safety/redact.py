@@ -89,9 +89,10 @@ _SECRETS: list[tuple[str, tuple[str, ...], bool]] = [
     ),
     (r"://[^\s:/@]+:(?P<s>[^\s@/]+)@", ("://",), True),  # password in a URL
     (
-        # A value after a secret's keyword is a secret, whatever its length; it must
-        # end where a value ends: `token = jwt.encode(...)` is code.
-        r"(?i)\b(?:password|passwd|pwd|secret|api_?key|token)\s*[=:]\s*[\"']?"
+        # A value after a secret's keyword, on the same line, is a secret whatever its
+        # length; it must end where a value ends: `token = jwt.encode(...)` is code,
+        # and `if not token:` ends its line.
+        r"(?i)\b(?:password|passwd|pwd|secret|api_?key|token)[ \t]*[=:][ \t]*[\"']?"
         r"(?P<s>[^\s\"',;(){}\[\]]+)(?=[\s\"',;]|$)",
         ("password", "passwd", "pwd", "secret", "apikey", "api_key", "token"),
         False,
