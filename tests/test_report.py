@@ -221,3 +221,48 @@ def test_console_script_is_installed(traces: Path) -> None:
         "dear",
         "mystery",
     }
+
+
+def test_table_ends_with_totals_and_fits_a_narrow_terminal(traces: Path) -> None:
+    """The most important columns first; what does not fit is named, not wrapped."""
+    from aisys.cli.report import _table, read_calls, summarise
+
+    rows = summarise(read_calls([traces]), "model")
+    narrow = _table(rows, "model", width=80)
+    assert all(len(line) <= 80 for line in narrow.splitlines())
+    total = next(line for line in narrow.splitlines() if "total" in line)
+    assert " 7 " in total  # every call, whatever its model
+    assert "$0.012300" in total  # priced calls only: 0.009 + 0.0033
+    assert "Not shown at this width: tokens in" in narrow
+    wide = _table(rows, "model", width=240)
+    assert "guard findings" in wide
+    assert "Not shown" not in wide
+
+
+def test_lines_that_are_not_span_records_are_skipped_and_said(
+    traces: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with traces.open("a") as out:
+        out.write("[1, 2, 3]\n42\n{\"attributes\": \"no\"}\nnot json\n")
+    rows = {row["group"]: row for row in _json(str(traces))}
+    assert rows["cheap"]["calls"] == 3
+    err = capsys.readouterr().err
+    assert err.count("not a span record") == 4
+
+
+def test_an_empty_selection_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["report", str(empty)]) == 0
+    captured = capsys.readouterr()
+    assert "no model calls in" in captured.err
+    assert captured.out == ""
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"aisys {aisys.__version__}"

@@ -14,6 +14,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="aisys", description="aisys: production-grade AI calls, from the shell."
     )
+    from aisys._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"aisys {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     from aisys.cli import prompts, report
 

@@ -14,6 +14,7 @@ import io
 import json
 import math
 import re
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,7 +26,7 @@ from typing import Any
 
 from aisys.names import split_model
 
-__all__ = ["Row", "add_parser", "parse_duration", "read_calls", "summarise"]
+__all__ = ["Row", "add_parser", "parse_duration", "read_calls", "summarise", "total"]
 
 GROUPS = {
     "model": ("gen_ai.request.model", "gen_ai.response.model"),
@@ -147,7 +148,14 @@ def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
                 try:
                     span = json.loads(line)
                 except ValueError:
-                    print(f"{path}:{number}: not JSON, skipped", file=sys.stderr)
+                    span = None
+                if not isinstance(span, dict) or not isinstance(
+                    span.get("attributes") or {}, dict
+                ):
+                    print(
+                        f"{path}:{number}: not a span record (a JSON object), skipped",
+                        file=sys.stderr,
+                    )
                     continue
                 attrs = span.get("attributes") or {}
                 if "gen_ai.operation.name" not in attrs:
@@ -246,52 +254,93 @@ def _usd(value: float | None) -> str:
     return f"${value:,.6f}" if value < 1 else f"${value:,.2f}"
 
 
-def _table(rows: Sequence[Row], by: str) -> str:
+def total(rows: Sequence[Row]) -> Row:
+    """All rows added up (the table's last line): cost of priced calls only."""
+    whole = Row("total")
+    for row in rows:
+        whole.calls += row.calls
+        whole.errors += row.errors
+        whole.retries += row.retries
+        whole.fallbacks += row.fallbacks
+        whole.cache_hits += row.cache_hits
+        whole.guard_findings += row.guard_findings
+        whole.input_tokens += row.input_tokens
+        whole.output_tokens += row.output_tokens
+        whole.unpriced_calls += row.unpriced_calls
+        if row.cost_usd is not None:
+            whole.cost_usd = (whole.cost_usd or Decimal(0)) + row.cost_usd
+        if row.saved_usd is not None:
+            whole.saved_usd = (whole.saved_usd or Decimal(0)) + row.saved_usd
+        whole.durations_ms.extend(row.durations_ms)
+    return whole
+
+
+def _cells(row: Row) -> list[str]:
+    data = row.as_dict()
+    return [
+        row.group,
+        str(row.calls),
+        _usd(data["cost_usd"]),
+        str(row.unpriced_calls),
+        str(row.errors),
+        "—" if data["p95_ms"] is None else f"{data['p95_ms']:.1f}",
+        "—" if data["p50_ms"] is None else f"{data['p50_ms']:.1f}",
+        f"{row.input_tokens:,}",
+        f"{row.output_tokens:,}",
+        str(row.fallbacks),
+        str(row.retries),
+        str(row.cache_hits),
+        f"{row.cache_hits / row.calls:.0%}" if row.calls else "—",
+        _usd(data["saved_usd"]),
+        str(row.guard_findings),
+    ]
+
+
+# Most important first: what does not fit the terminal is left out from the right.
+_HEADINGS = (
+    "calls",
+    "cost",
+    "unpriced",
+    "errors",
+    "p95 ms",
+    "p50 ms",
+    "tokens in",
+    "tokens out",
+    "fallbacks",
+    "retries",
+    "cache hits",
+    "hit rate",
+    "saved",
+    "guard findings",
+)
+
+
+def _table(rows: Sequence[Row], by: str, width: int | None = None) -> str:
     from rich.console import Console
     from rich.table import Table
 
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    lines = [_cells(row) for row in [*rows, total(rows)]]
+    headings = (by, *_HEADINGS)
+    shown, used = 0, 1
+    for index, heading in enumerate(headings):
+        need = max(len(heading), *(len(cells[index]) for cells in lines)) + 3
+        if index and used + need > width:
+            break
+        shown, used = index + 1, used + need
     table = Table(title=f"aisys report by {by}", title_justify="left")
-    headings = (
-        (by, "left"),
-        ("calls", "right"),
-        ("errors", "right"),
-        ("retries", "right"),
-        ("fallbacks", "right"),
-        ("cache hits", "right"),
-        ("hit rate", "right"),
-        ("guard findings", "right"),
-        ("tokens in", "right"),
-        ("tokens out", "right"),
-        ("cost", "right"),
-        ("unpriced", "right"),
-        ("saved", "right"),
-        ("p50 ms", "right"),
-        ("p95 ms", "right"),
-    )
-    for heading, justify in headings:
-        table.add_column(heading, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for row in rows:
-        data = row.as_dict()
-        table.add_row(
-            row.group,
-            str(row.calls),
-            str(row.errors),
-            str(row.retries),
-            str(row.fallbacks),
-            str(row.cache_hits),
-            f"{row.cache_hits / row.calls:.0%}" if row.calls else "—",
-            str(row.guard_findings),
-            f"{row.input_tokens:,}",
-            f"{row.output_tokens:,}",
-            _usd(data["cost_usd"]),
-            str(row.unpriced_calls),
-            _usd(data["saved_usd"]),
-            "—" if data["p50_ms"] is None else f"{data['p50_ms']:.1f}",
-            "—" if data["p95_ms"] is None else f"{data['p95_ms']:.1f}",
-        )
+    for index, heading in enumerate(headings[:shown]):
+        table.add_column(heading, justify="left" if index == 0 else "right")
+    for index, cells in enumerate(lines):
+        table.add_row(*cells[:shown], end_section=index == len(lines) - 2)
     out = io.StringIO()
-    console = Console(file=out, width=220, color_system=None, soft_wrap=True)
+    console = Console(file=out, width=max(width, used), color_system=None)
     console.print(table)
+    if shown < len(headings):
+        left = ", ".join(headings[shown:])
+        console.print(
+            f"Not shown at this width: {left} (a wider terminal, or --format json)."
+        )
     unpriced = sum(row.unpriced_calls for row in rows)
     if unpriced:
         console.print(
@@ -362,5 +411,13 @@ def run(args: Any) -> int:
         print(f"aisys report: {exc}", file=sys.stderr)
         return 2
     rows = summarise(read_calls(files), args.group_by, since)
+    if not rows:
+        within = f" in the last {args.since}" if args.since else ""
+        print(
+            f"aisys report: no model calls{within} in {', '.join(map(str, files))}",
+            file=sys.stderr,
+        )
+        if args.fmt == "table":
+            return 0
     sys.stdout.write(render(rows, args.group_by, args.fmt))
     return 0

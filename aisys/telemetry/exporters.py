@@ -266,7 +266,9 @@ def _describe(span: ReadableSpan) -> str:
         parts.append(f"docs={attrs[A.AISYS_RETRIEVAL_DOCUMENTS_COUNT]!s}")
     status = span.status.status_code.name
     if status == "ERROR":
-        parts.append(f"ERROR {attrs.get(A.ERROR_TYPE, '')}".rstrip())
+        # "ERROR aisys.GuardError: guard 'secrets' blocked the answer …" (cut short)
+        said = span.status.description or str(attrs.get(A.ERROR_TYPE, ""))
+        parts.append(f"ERROR {said[:160]}".rstrip())
     else:
         parts.append("ok")
     return "  ".join(parts)
