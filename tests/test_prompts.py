@@ -299,7 +299,11 @@ def test_require_approval_refuses_before_any_request(
         answer()
     assert server.requests == []
     aisys.configure(prompts_dir=prompts, require_approval=False)
-    assert aisys.get_prompt("support_answer", label="production").version == 1
+    # Without require_approval too: an edited released copy is never served.
+    with pytest.raises(aisys.PromptError, match=r"version 1 is not served.*1\.prompty"):
+        aisys.get_prompt("support_answer", label="production")
+    with pytest.raises(aisys.PromptError, match="is not served"):
+        aisys.get_prompt("support_answer", version=1)
 
 
 # -- calls made with a prompt ----------------------------------------------------------
@@ -456,3 +460,154 @@ def test_budget_scope_prompt_counts_per_prompt(
         from aisys.metering.prices import clear_overrides
 
         clear_overrides()
+
+
+# -- governance a reviewer can trust (#24) ----------------------------------------------
+
+
+def _released(prompts: Path) -> Registry:
+    registry = Registry(prompts)
+    registry.release("support_answer", by="ann@acme.com")
+    registry.approve("support_answer", 1, by="bob@acme.com")
+    registry.promote("support_answer", 1, "production", by="ann@acme.com")
+    return registry
+
+
+def test_verify_fails_when_there_is_nothing_to_verify(tmp_path: Path) -> None:
+    code, out = _cli("verify", "--dir", str(tmp_path / "nowhere"))
+    assert code == 1
+    assert "is not a directory" in out
+    (tmp_path / "fresh").mkdir()
+    code, out = _cli("verify", "--dir", str(tmp_path / "fresh"))
+    assert (code, "no prompt has been released" in out) == (1, True)
+
+
+def test_verify_fails_when_the_lock_is_deleted(prompts: Path) -> None:
+    _released(prompts)
+    (prompts / "prompts.lock").unlink()
+    code, out = _cli("verify", "--dir", str(prompts))
+    assert code == 1
+    assert "prompts.lock is missing, but audit.jsonl records 3 change(s)" in out
+
+
+@pytest.mark.parametrize("forged", ["carol@acme.com", "ann@acme.com"])
+def test_verify_catches_an_approval_edited_in_the_lock(prompts: Path, forged: str) -> None:
+    """Even to the releaser's name: the lock must agree with the audit trail."""
+    _released(prompts)
+    lock_path = prompts / "prompts.lock"
+    lock = json.loads(lock_path.read_text())
+    lock["prompts"]["support_answer"]["versions"]["1"]["approvals"][0]["by"] = forged
+    lock_path.write_text(json.dumps(lock))
+    code, out = _cli("verify", "--dir", str(prompts))
+    assert code == 1
+    assert f"an approval by {forged!r} that audit.jsonl does not record" in out
+
+
+def test_verify_catches_a_self_approval_recorded_in_both(prompts: Path) -> None:
+    registry = Registry(prompts)
+    registry.release("support_answer", by="ann@acme.com")
+    lock = json.loads((prompts / "prompts.lock").read_text())
+    lock["policy"]["four_eyes"] = False  # turned off to approve, then on again
+    (prompts / "prompts.lock").write_text(json.dumps(lock))
+    registry.approve("support_answer", 1, by="ann@acme.com")
+    lock = json.loads((prompts / "prompts.lock").read_text())
+    lock["policy"]["four_eyes"] = True
+    (prompts / "prompts.lock").write_text(json.dumps(lock))
+    code, out = _cli("verify", "--dir", str(prompts))
+    assert code == 1
+    assert "approved by its own releaser 'ann@acme.com'" in out
+
+
+def test_verify_reports_a_malformed_prompt_file(prompts: Path) -> None:
+    _released(prompts)
+    (prompts / "broken.prompty").write_text("no front matter at all\n")
+    code, out = _cli("verify", "--dir", str(prompts))
+    assert code == 1
+    assert "broken.prompty: a .prompty file starts with YAML front matter" in out
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_verify_catches_a_rewritten_chain_against_git(tmp_path: Path) -> None:
+    """A chain rewritten with recomputed hashes passes the hash check, not the anchor."""
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.email", "dev@example.com")
+    _git(tmp_path, "config", "user.name", "dev")
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "support_answer.prompty").write_text(SUPPORT)
+    registry = _released(prompts)
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "release")
+    assert _cli("verify", "--dir", str(prompts))[0] == 0
+    records = registry.records()
+    records[1]["by"] = "mallory@acme.com"  # the approval, rewritten
+    from aisys.prompts.registry import GENESIS, _digest
+
+    previous = GENESIS
+    for record in records:
+        record["prev_sha256"] = previous
+        record["sha256"] = _digest(record)
+        previous = record["sha256"]
+    (prompts / "audit.jsonl").write_text(
+        "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    )
+    lock = json.loads((prompts / "prompts.lock").read_text())
+    lock["prompts"]["support_answer"]["versions"]["1"]["approvals"][0]["by"] = (
+        "mallory@acme.com"
+    )
+    (prompts / "prompts.lock").write_text(json.dumps(lock))
+    assert list(registry._chain_problems(registry.records())) == []  # hashes agree
+    code, out = _cli("verify", "--dir", str(prompts))
+    assert code == 1
+    assert "audit.jsonl is not the one committed at HEAD" in out
+    code, out = _cli("verify", "--dir", str(prompts), "--against", "HEAD")
+    assert code == 1
+
+
+SLOPPY = """---
+name: answr
+modle: openai:gpt-4o-mini
+model: gpt-4o-mini
+inputs:
+  question: {type: strng}
+---
+system:
+You answer questions about {{ topic }}.
+user:
+{{ question }}
+"""
+
+
+def test_release_refuses_prompt_mistakes_naming_file_and_line(prompts: Path) -> None:
+    (prompts / "answer.prompty").write_text(SLOPPY)
+    code, out = _cli("release", "answer", "--dir", str(prompts), "--by", "ann")
+    assert code == 1
+    for expected in (
+        "answer.prompty:3: unknown front-matter key 'modle' (did you mean 'model'?)",
+        "answer.prompty:2: name 'answr' differs from the file's name 'answer'",
+        "answer.prompty:6: input 'question' has unknown type 'strng' (did you mean 'string'?)",
+        "answer.prompty:4: model 'gpt-4o-mini' names no provider",
+        "the template uses {{ topic }}, which inputs does not declare",
+    ):
+        assert expected in out, expected
+    assert not (prompts / ".versions" / "answer").exists()
+    code, out = _cli("check", "--dir", str(prompts))
+    assert code == 1
+    assert "modle" in out
+    code, out = _cli("check", "support_answer", "--dir", str(prompts))
+    assert (code, "no mistakes found" in out) == (0, True)
+
+
+def test_list_shows_a_file_that_does_not_parse_and_log_knows_its_names(
+    prompts: Path,
+) -> None:
+    (prompts / "broken.prompty").write_text("no front matter\n")
+    code, out = _cli("list", "--dir", str(prompts))
+    assert code == 0
+    assert "error:" in out
+    code, out = _cli("log", "nonesuch", "--dir", str(prompts))
+    assert code == 1
+    assert "no prompt 'nonesuch'" in out

@@ -61,7 +61,16 @@ def add_parser(commands: Any) -> None:
     rollback.add_argument("--reason")
     log = command("log", "the audit trail of a prompt")
     log.add_argument("name")
-    command("verify", "check approvals, released copies and the audit chain (for CI)")
+    verify = command(
+        "verify", "check approvals, released copies and the audit chain (for CI)"
+    )
+    verify.add_argument(
+        "--against",
+        help="the git commit whose audit.jsonl must start the working copy "
+        "(default HEAD, in a git repository)",
+    )
+    check = command("check", "find mistakes in .prompty files before release (for CI)")
+    check.add_argument("names", nargs="*", help="default: every .prompty file")
     parser.set_defaults(run=run)
 
 
@@ -91,8 +100,9 @@ def _list(registry: Any, args: Any, by: str) -> int:
         versions = sorted(int(v) for v in entry["versions"])
         try:
             current = registry.get(name).version
-        except PromptError:
-            current = "(no file)"
+        except PromptError as exc:
+            exists = registry.file_path(name).exists()
+            current = f"error: {exc}" if exists else "(no file)"
         labels = ", ".join(f"{k}→v{v}" for k, v in sorted(entry["labels"].items()))
         approved = [
             str(v) for v in versions if entry["versions"][str(v)].get("approvals")
@@ -101,7 +111,7 @@ def _list(registry: Any, args: Any, by: str) -> int:
             (
                 name,
                 f"v{versions[-1]}" if versions else "—",
-                str(current) if current == "draft" else f"v{current}",
+                str(current) if not isinstance(current, int) else f"v{current}",
                 labels or "—",
                 ", ".join(f"v{v}" for v in approved) or "—",
             )
@@ -150,6 +160,9 @@ def _rollback(registry: Any, args: Any, by: str) -> int:
 
 
 def _log(registry: Any, args: Any, by: str) -> int:
+    if args.name not in registry.names():
+        print(f"aisys prompts log: no prompt {args.name!r}", file=sys.stderr)
+        return 1
     rows = [
         (
             str(r.get("at")),
@@ -168,8 +181,19 @@ def _log(registry: Any, args: Any, by: str) -> int:
     return 0
 
 
+def _check(registry: Any, args: Any, by: str) -> int:
+    names = args.names or [p.stem for p in sorted(registry.directory.glob("*.prompty"))]
+    problems = [problem for name in names for problem in registry.check(name)]
+    if not problems:
+        print(f"{len(names)} prompt file(s) in {registry.directory}: no mistakes found")
+        return 0
+    for problem in problems:
+        print(f"- {problem}")
+    return 1
+
+
 def _verify(registry: Any, args: Any, by: str) -> int:
-    problems = registry.verify()
+    problems = registry.verify(args.against)
     if not problems:
         print(f"prompts in {registry.directory}: all verified")
         return 0
@@ -189,6 +213,7 @@ _ACTIONS = {
     "rollback": _rollback,
     "log": _log,
     "verify": _verify,
+    "check": _check,
 }
 
 

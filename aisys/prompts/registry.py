@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aisys.errors import PromptError
-from aisys.prompts.template import PromptFile, parse_prompty
+from aisys.prompts.template import PromptFile, check_prompty, parse_prompty
 
 __all__ = ["GENESIS", "Prompt", "Registry", "who"]
 
@@ -210,10 +210,21 @@ class Registry:
                     )
                     raise PromptError(msg)
         if version is not None:
-            if str(version) not in entry["versions"]:
+            data = entry["versions"].get(str(version))
+            if data is None:
                 msg = f"prompt {name!r} has no released version {version}"
                 raise PromptError(msg)
-            return Prompt(self.parse(self.version_path(name, version)), version, label)
+            copy = self.version_path(name, version)
+            released = self.parse(copy)
+            if released.sha256 != data.get("sha256"):
+                msg = (
+                    f"prompt {name!r} version {version} is not served: its released "
+                    f"copy {str(copy)!r} no longer matches the sha256 recorded in "
+                    "prompts.lock (released versions are immutable: restore it from "
+                    "git, and release your change as a new version)"
+                )
+                raise PromptError(msg)
+            return Prompt(released, version, label)
         file = self.parse(self.file_path(name))
         for number, data in entry["versions"].items():
             if data.get("sha256") == file.sha256:
@@ -251,8 +262,22 @@ class Registry:
             audit.write(json.dumps(record, sort_keys=True) + "\n")
         return record
 
+    def check(self, name: str) -> list[str]:
+        """What is wrong with ``name``'s file (`check_prompty`), each with a fix."""
+        path = self.file_path(name)
+        if not path.exists():
+            return [f"no prompt file {str(path)!r}"]
+        return check_prompty(path.read_text(encoding="utf-8"), str(path), name)
+
     def release(self, name: str, *, by: str, reason: str | None = None) -> int:
-        """Make the current file the next immutable version; returns its number."""
+        """Make the current file the next immutable version; returns its number.
+
+        A file with mistakes (`check`) is refused, naming each with its line.
+        """
+        problems = self.check(name)
+        if problems:
+            msg = f"prompt {name!r} is not released: " + "; ".join(problems)
+            raise PromptError(msg)
         file = self.parse(self.file_path(name))
         lock = self.lock()
         entry = self.entry(name, lock)
@@ -395,12 +420,36 @@ class Registry:
             )
         return problems
 
-    def verify(self) -> list[str]:
-        """Everything wrong, each with how to fix it; empty when all is well."""
-        problems: list[str] = []
+    def verify(self, against: str | None = None) -> list[str]:
+        """Everything wrong, each with how to fix it; empty when all is well.
+
+        Nothing to verify is a problem too (no directory, no lock file): "verified"
+        must mean something. In a git repository the committed ``audit.jsonl`` (at
+        ``against``, default ``HEAD``) must be where the working copy starts: the
+        trail is append-only, and hashes alone cannot tell a rewritten chain.
+        """
+        if not self.directory.is_dir():
+            return [f"{self.directory} is not a directory: there is nothing to verify"]
         records = self.records()
+        if not self.lock_path.exists():
+            if records:
+                return [
+                    f"{self.lock_path} is missing, but audit.jsonl records "
+                    f"{len(records)} change(s): restore it from git"
+                ]
+            return [
+                f"{self.lock_path} does not exist: no prompt has been released, so "
+                "nothing is verified (aisys prompts release NAME)"
+            ]
+        problems: list[str] = []
+        for path in sorted(self.directory.glob("*.prompty")):
+            problems.extend(
+                check_prompty(path.read_text(encoding="utf-8"), str(path), path.stem)
+            )
         problems.extend(self._chain_problems(records))
+        problems.extend(self._anchor_problems(against))
         lock = self.lock()
+        four_eyes = lock["policy"].get("four_eyes", True)
         protected = lock["policy"].get("protected", [])
         for name in sorted(lock["prompts"]):
             entry = self.entry(name, lock)
@@ -432,15 +481,27 @@ class Registry:
                         f"{name} v{version}: prompts.lock has it, but audit.jsonl holds "
                         "no release record with its sha256 (was the lock edited by hand?)"
                     )
-                approvals = [
-                    r
+                elif releases[-1].get("by") != data.get("released_by"):
+                    problems.append(
+                        f"{name} v{version}: prompts.lock says {data.get('released_by')!r} "
+                        f"released it, audit.jsonl says {releases[-1].get('by')!r}"
+                    )
+                approvers = [
+                    r.get("by")
                     for r in mine
                     if r.get("action") == "approve" and r.get("version") == version
                 ]
-                if len(approvals) < len(data.get("approvals", [])):
+                problems.extend(
+                    f"{name} v{version}: prompts.lock lists an approval by "
+                    f"{approval.get('by')!r} that audit.jsonl does not record"
+                    for approval in data.get("approvals", [])
+                    if approval.get("by") not in approvers
+                )
+                releaser = releases[-1].get("by") if releases else None
+                if four_eyes and releaser is not None and releaser in approvers:
                     problems.append(
-                        f"{name} v{version}: prompts.lock lists approvals that "
-                        "audit.jsonl does not record"
+                        f"{name} v{version}: approved by its own releaser {releaser!r} "
+                        "(four_eyes is on in prompts.lock)"
                     )
             for label, version in sorted(entry["labels"].items()):
                 moves = [
@@ -460,6 +521,46 @@ class Registry:
                         for problem in self._label_problems(name, label, entry)
                     )
         return problems
+
+    def _anchor_problems(self, against: str | None) -> list[str]:
+        """The committed audit trail must be where the working copy's starts."""
+        where = self.audit_path.resolve()
+        try:
+            top = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel"],  # noqa: S607 - git from PATH
+                cwd=where.parent,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            if against is not None:
+                return [f"--against {against}: {self.directory} is not in a git repo"]
+            return []  # not in git: the hash chain is all there is
+        reference = against or "HEAD"
+        relative = where.relative_to(Path(top).resolve()).as_posix()
+        shown = subprocess.run(  # noqa: S603 - git with a ref the user gave
+            ["git", "show", f"{reference}:{relative}"],  # noqa: S607
+            cwd=top,
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        if shown.returncode != 0:
+            if against is not None:
+                return [
+                    f"{relative} is not committed at {against}: nothing to anchor to"
+                ]
+            return []  # never committed yet
+        current = self.audit_path.read_bytes() if self.audit_path.exists() else b""
+        if not current.startswith(shown.stdout):
+            return [
+                f"audit.jsonl is not the one committed at {reference} with records "
+                "added after it: committed records were changed or removed (the trail "
+                f"is append-only; compare with: git diff {reference} -- {relative})"
+            ]
+        return []
 
     @staticmethod
     def _chain_problems(records: list[dict[str, Any]]) -> Iterator[str]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aisys.errors import PromptError
 
-__all__ = ["PromptFile", "parse_prompty"]
+__all__ = ["PromptFile", "check_prompty", "parse_prompty"]
 
 _ROLE_LINE = re.compile(r"^\s*(system|user|assistant)\s*:\s*$", re.IGNORECASE)
 _TYPES: Mapping[str, tuple[type, ...]] = {
@@ -130,6 +130,100 @@ def _model(raw: Any, where: str) -> tuple[str | None, dict[str, Any]]:
     provider = "openai" if kind in _OPENAI_TYPES else kind
     name = config.get("name") or config.get("azure_deployment") or config.get("model")
     return (f"{provider}:{name}" if name else None), params
+
+
+_FRONT_KEYS = (
+    "name",
+    "description",
+    "version",
+    "authors",
+    "tags",
+    "model",
+    "sample",
+    "inputs",
+    "outputs",
+    "template",
+    "metadata",
+)
+"""The front-matter keys of a ``.prompty`` file (Prompty's, and ``metadata``)."""
+
+
+def check_prompty(text: str, where: str, name: str) -> list[str]:
+    """Mistakes a file parses with but should not be released with, each with a fix.
+
+    An unknown front-matter key, a ``name`` other than the file's, an unknown input
+    type, a model without its provider, and a template variable ``inputs`` does not
+    declare. A file that does not parse at all gives its one parse error.
+    """
+    import difflib
+
+    import yaml
+    from jinja2 import meta
+
+    try:
+        parsed = parse_prompty(text, where)
+    except PromptError as exc:
+        return [str(exc)]
+    normalised = text.replace("\r\n", "\n")
+    front_text = normalised.split("\n---", 1)[0]
+    front = yaml.safe_load(front_text.removeprefix("---")) or {}
+
+    def line_of(key: str) -> int:
+        for number, line in enumerate(normalised.split("\n"), 1):
+            if re.match(rf"\s*{re.escape(key)}\s*:", line):
+                return number
+        return 1
+
+    def close(word: str, choices: Sequence[str]) -> str:
+        found = difflib.get_close_matches(word, choices, n=1)
+        return f" (did you mean {found[0]!r}?)" if found else ""
+
+    problems = [
+        f"{where}:{line_of(str(key))}: unknown front-matter key {key!r}"
+        f"{close(str(key), _FRONT_KEYS)}; known: {', '.join(_FRONT_KEYS)}"
+        for key in front
+        if key not in _FRONT_KEYS
+    ]
+    if "name" in front and str(front["name"]) != name:
+        problems.append(
+            f"{where}:{line_of('name')}: name {front['name']!r} differs from the file's "
+            f"name {name!r}; rename one of them"
+        )
+    for key, spec in parsed.inputs.items():
+        kind = spec.get("type")
+        if kind is not None and kind not in _TYPES:
+            problems.append(
+                f"{where}:{line_of(key)}: input {key!r} has unknown type {kind!r}"
+                f"{close(str(kind), tuple(_TYPES))}; known: {', '.join(_TYPES)}"
+            )
+    if parsed.model is not None and ":" not in parsed.model:
+        problems.append(
+            f"{where}:{line_of('model')}: model {parsed.model!r} names no provider; "
+            f"write 'provider:model', e.g. 'openai:{parsed.model}'"
+        )
+    environment = _environment()
+    used: set[str] = set()
+    for source in _section_sources(normalised.split("\n---", 1)[1]):
+        used |= meta.find_undeclared_variables(environment.parse(source))
+    problems.extend(
+        f"{where}: the template uses {{{{ {variable} }}}}, which inputs does not "
+        "declare; add it under inputs (with a type, and a default if optional)"
+        for variable in sorted(used - set(parsed.inputs))
+    )
+    return problems
+
+
+def _section_sources(body: str) -> list[str]:
+    """The template source of each message of a file's body."""
+    parts: list[list[str]] = []
+    for line in body.split("\n")[1:]:
+        if _ROLE_LINE.match(line):
+            parts.append([])
+        elif parts:
+            parts[-1].append(line)
+        elif line.strip():
+            parts.append([line])
+    return ["\n".join(lines).strip() for lines in parts]
 
 
 def parse_prompty(text: str, where: str = "<prompt>") -> PromptFile:
