@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench test-integration clean redis-server
+.PHONY: demo test lint typecheck unit bench test-integration clean redis-server ssh-keygen
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -26,7 +26,8 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m mypy --strict tests/typing
 
-# The Redis tests need a real redis-server: installed here (Debian package) when missing.
+# Real parts the tests use, installed here (Debian packages) when missing: redis-server
+# for the Redis tests, ssh-keygen (openssh-client) for signed prompt approvals.
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server (apt-get, needs root) for the Redis tests"; \
@@ -35,7 +36,15 @@ redis-server:
 			|| echo "could not install redis-server: Redis tests will skip (and fail under CI)"; \
 	}
 
-unit: $(STAMP) redis-server
+ssh-keygen:
+	@command -v ssh-keygen >/dev/null 2>&1 || { \
+		echo "installing openssh-client (apt-get, needs root) for signed prompt approvals"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openssh-client) >/dev/null \
+			|| echo "could not install openssh-client: the signing tests will fail"; \
+	}
+
+unit: $(STAMP) redis-server ssh-keygen
 	$(PY) -m pytest -q
 
 test: lint typecheck unit

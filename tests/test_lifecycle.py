@@ -27,6 +27,7 @@ BLOCKED = "forbidden words"
 
 
 _OPENED: list[aisys.LLM] = []
+_CLIENTS: list[openai.OpenAI] = []
 
 
 def _llm(server: WireServer, model: str = f"openai:{MODEL}") -> aisys.LLM:
@@ -137,6 +138,7 @@ def _entry(name: str, server: WireServer) -> Callable[[str], Any]:
         return awords
     assert name == "SDK stream"
     client = _client(server)
+    _CLIENTS.append(client)
 
     @aisys.traced_llm(**_DECORATOR)
     def sdk_stream(prompt: str) -> Any:
@@ -210,6 +212,8 @@ def _run(entry: str, server: WireServer, prompt: str, stop_after: int | None) ->
 async def _close_opened() -> None:
     while _OPENED:
         await _OPENED.pop().aclose()
+    while _CLIENTS:
+        _CLIENTS.pop().close()
 
 
 def _one_call(seen: Captured) -> tuple[dict[str, Any], dict[str, Any]]:

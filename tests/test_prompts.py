@@ -207,7 +207,11 @@ def test_the_whole_flow_through_the_cli(prompts: Path) -> None:
     code, out = _cli("diff", "support_answer", "1", "2")
     assert "-model: openai:gpt-4o-mini" in out
     assert "+model: openai:gpt-4o" in out
-    assert _cli("verify") == (0, f"prompts in {prompts}: all verified\n")
+    assert _cli("verify") == (
+        0,
+        f"prompts in {prompts}: all verified (identities are unsigned: add "
+        "allowed_signers to sign them)\n",
+    )
     code, out = _cli("log", "support_answer")
     assert code == 0
     for action in ("release", "approve", "promote", "rollback"):
@@ -491,7 +495,9 @@ def test_verify_fails_when_the_lock_is_deleted(prompts: Path) -> None:
 
 
 @pytest.mark.parametrize("forged", ["carol@acme.com", "ann@acme.com"])
-def test_verify_catches_an_approval_edited_in_the_lock(prompts: Path, forged: str) -> None:
+def test_verify_catches_an_approval_edited_in_the_lock(
+    prompts: Path, forged: str
+) -> None:
     """Even to the releaser's name: the lock must agree with the audit trail."""
     _released(prompts)
     lock_path = prompts / "prompts.lock"
@@ -611,3 +617,108 @@ def test_list_shows_a_file_that_does_not_parse_and_log_knows_its_names(
     code, out = _cli("log", "nonesuch", "--dir", str(prompts))
     assert code == 1
     assert "no prompt 'nonesuch'" in out
+
+
+# -- signed releases and approvals ------------------------------------------------------
+
+
+def _key(tmp_path: Path, who: str) -> tuple[Path, str]:
+    """A fresh ed25519 key pair: its private key path and its public key line."""
+    key = tmp_path / f"{who}_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", who, "-f", str(key)],
+        check=True,
+    )
+    return key, Path(f"{key}.pub").read_text().strip()
+
+
+@pytest.fixture(name="signed")
+def fixture_signed(prompts: Path, tmp_path: Path) -> dict[str, Path]:
+    """A prompts directory whose allowed_signers names ann and bob."""
+    keys = {}
+    lines = []
+    for who in ("ann@acme.com", "bob@acme.com"):
+        key, public = _key(tmp_path, who.split("@")[0])
+        keys[who] = key
+        lines.append(f"{who} {public}")
+    (prompts / "allowed_signers").write_text("\n".join(lines) + "\n")
+    return keys
+
+
+def test_signed_release_and_approval_verify(
+    prompts: Path, signed: dict[str, Path]
+) -> None:
+    registry = Registry(prompts)
+    registry.release(
+        "support_answer", by="ann@acme.com", key=str(signed["ann@acme.com"])
+    )
+    registry.approve(
+        "support_answer", 1, by="bob@acme.com", key=str(signed["bob@acme.com"])
+    )
+    release, approval = registry.records()
+    assert (release["signer"], approval["signer"]) == ("ann@acme.com", "bob@acme.com")
+    assert "BEGIN SSH SIGNATURE" in release["signature"]
+    code, out = _cli("verify", "--dir", str(prompts))
+    assert (code, out.strip()) == (0, f"prompts in {prompts}: all verified")
+
+
+def test_four_eyes_compares_signers_not_typed_names(
+    prompts: Path, signed: dict[str, Path]
+) -> None:
+    """Typing a reviewer's name with your own key does not pass four eyes."""
+    registry = Registry(prompts)
+    registry.release(
+        "support_answer", by="ann@acme.com", key=str(signed["ann@acme.com"])
+    )
+    with pytest.raises(aisys.PromptError, match=r"ann@acme\.com signed the release"):
+        registry.approve(
+            "support_answer", 1, by="reviewer@acme.com", key=str(signed["ann@acme.com"])
+        )
+    assert len(registry.records()) == 1  # nothing written
+
+
+def test_verify_catches_unsigned_and_forged_records(
+    prompts: Path, signed: dict[str, Path], tmp_path: Path
+) -> None:
+    registry = Registry(prompts)
+    registry.release(
+        "support_answer", by="ann@acme.com", key=str(signed["ann@acme.com"])
+    )
+    stranger, _ = _key(tmp_path, "mallory")
+    records = registry.records()
+    # A signature by a key not in allowed_signers, claiming to be bob's approval.
+    from aisys.prompts import signing
+
+    with pytest.raises(aisys.PromptError, match="is not in"):
+        signing.sign("x" * 64, str(stranger), prompts / "allowed_signers")
+    forged = records[0] | {"signer": "bob@acme.com"}
+    unsigned = {k: v for k, v in records[0].items() if k not in ("signature", "signer")}
+    for record, expected in ((forged, "does not verify"), (unsigned, "is not signed")):
+        (prompts / "audit.jsonl").write_text(json.dumps(record, sort_keys=True) + "\n")
+        code, out = _cli("verify", "--dir", str(prompts))
+        assert code == 1
+        assert expected in out
+
+
+def test_signing_without_a_key_is_refused_and_writes_nothing(
+    prompts: Path,
+    signed: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-gitconfig"))
+    monkeypatch.chdir(tmp_path)
+    code, out = _cli("release", "support_answer", "--dir", str(prompts), "--by", "ann")
+    assert code == 1
+    assert "pass --key" in out
+    assert not (prompts / ".versions").exists()
+    assert not (prompts / "audit.jsonl").exists()
+
+
+def test_verify_says_identities_are_unsigned_without_allowed_signers(
+    prompts: Path,
+) -> None:
+    _released(prompts)
+    code, out = _cli("verify", "--dir", str(prompts))
+    assert code == 0
+    assert "identities are unsigned" in out

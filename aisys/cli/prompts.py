@@ -43,11 +43,13 @@ def add_parser(commands: Any) -> None:
     release.add_argument("name")
     release.add_argument("--by")
     release.add_argument("--reason")
+    release.add_argument("--key", help="SSH private key to sign with (allowed_signers)")
     approve = command("approve", "approve a released version")
     approve.add_argument("name")
     approve.add_argument("--version", type=int, required=True)
     approve.add_argument("--by")
     approve.add_argument("--reason")
+    approve.add_argument("--key", help="SSH private key to sign with (allowed_signers)")
     promote = command("promote", "point a label at a version")
     promote.add_argument("name")
     promote.add_argument("--version", type=int, required=True)
@@ -137,12 +139,12 @@ def _diff(registry: Any, args: Any, by: str) -> int:
 
 
 def _release(registry: Any, args: Any, by: str) -> int:
-    print(registry.release(args.name, by=by, reason=args.reason))
+    print(registry.release(args.name, by=by, reason=args.reason, key=args.key))
     return 0
 
 
 def _approve(registry: Any, args: Any, by: str) -> int:
-    registry.approve(args.name, args.version, by=by, reason=args.reason)
+    registry.approve(args.name, args.version, by=by, reason=args.reason, key=args.key)
     print(f"{args.name} v{args.version} approved by {by}")
     return 0
 
@@ -195,7 +197,15 @@ def _check(registry: Any, args: Any, by: str) -> int:
 def _verify(registry: Any, args: Any, by: str) -> int:
     problems = registry.verify(args.against)
     if not problems:
-        print(f"prompts in {registry.directory}: all verified")
+        signed = registry.signers_path.exists()
+        print(
+            f"prompts in {registry.directory}: all verified"
+            + (
+                ""
+                if signed
+                else " (identities are unsigned: add allowed_signers to sign them)"
+            )
+        )
         return 0
     print(f"prompts in {registry.directory}: {len(problems)} problem(s)")
     for problem in problems:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aisys.errors import PromptError
+from aisys.prompts.signing import SIGNERS_FILE, sign, signer_of, signing_key
 from aisys.prompts.template import PromptFile, check_prompty, parse_prompty
 
 __all__ = ["GENESIS", "Prompt", "Registry", "who"]
@@ -33,6 +34,7 @@ __all__ = ["GENESIS", "Prompt", "Registry", "who"]
 GENESIS = "0" * 64
 """``prev_sha256`` of the first audit record."""
 _DEFAULT_POLICY = {"protected": ["production"], "four_eyes": True}
+_SIGNED = frozenset({"release", "approve"})
 _PARSED: dict[tuple[str, int, int], PromptFile] = {}
 _PARSED_LOCK = threading.Lock()
 
@@ -56,8 +58,12 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_UNHASHED = frozenset({"sha256", "signature", "signer"})
+
+
 def _digest(record: dict[str, Any]) -> str:
-    body = {key: value for key, value in record.items() if key != "sha256"}
+    """A record's sha256: everything but itself and its signature (made over it)."""
+    body = {key: value for key, value in record.items() if key not in _UNHASHED}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -243,7 +249,13 @@ class Registry:
         temporary.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
         os.replace(temporary, self.lock_path)
 
-    def _append(self, **fields: Any) -> dict[str, Any]:
+    @property
+    def signers_path(self) -> Path:
+        """``allowed_signers``: when it exists, releases and approvals are signed."""
+        return self.directory / SIGNERS_FILE
+
+    def _record(self, key: str | None = None, **fields: Any) -> dict[str, Any]:
+        """The next audit record, chained, and signed when the directory signs."""
         records = self.records()
         previous = records[-1].get("sha256", GENESIS) if records else GENESIS
         record: dict[str, Any] = {
@@ -258,8 +270,19 @@ class Registry:
             "prev_sha256": previous,
         }
         record["sha256"] = _digest(record)
+        if record["action"] in _SIGNED and self.signers_path.exists():
+            record["signature"], record["signer"] = sign(
+                record["sha256"], signing_key(key), self.signers_path
+            )
+        return record
+
+    def _write(self, record: dict[str, Any]) -> None:
         with self.audit_path.open("a", encoding="utf-8") as audit:
             audit.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def _append(self, key: str | None = None, **fields: Any) -> dict[str, Any]:
+        record = self._record(key, **fields)
+        self._write(record)
         return record
 
     def check(self, name: str) -> list[str]:
@@ -269,7 +292,9 @@ class Registry:
             return [f"no prompt file {str(path)!r}"]
         return check_prompty(path.read_text(encoding="utf-8"), str(path), name)
 
-    def release(self, name: str, *, by: str, reason: str | None = None) -> int:
+    def release(
+        self, name: str, *, by: str, reason: str | None = None, key: str | None = None
+    ) -> int:
         """Make the current file the next immutable version; returns its number.
 
         A file with mistakes (`check`) is refused, naming each with its line.
@@ -289,6 +314,15 @@ class Registry:
                 )
                 raise PromptError(msg)
         version = max((int(n) for n in entry["versions"]), default=0) + 1
+        record = self._record(
+            key,
+            by=by,
+            action="release",
+            name=name,
+            version=version,
+            reason=reason,
+            prompt_sha256=file.sha256,
+        )  # signed first: a refused signature leaves nothing behind
         copy = self.version_path(name, version)
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(file.text, encoding="utf-8")
@@ -301,14 +335,7 @@ class Registry:
             "approvals": [],
         }
         lock["prompts"][name] = entry
-        self._append(
-            by=by,
-            action="release",
-            name=name,
-            version=version,
-            reason=reason,
-            prompt_sha256=file.sha256,
-        )
+        self._write(record)
         self._write_lock(lock)
         return version
 
@@ -325,20 +352,57 @@ class Registry:
         return lock, entry, data
 
     def approve(
-        self, name: str, version: int, *, by: str, reason: str | None = None
+        self,
+        name: str,
+        version: int,
+        *,
+        by: str,
+        reason: str | None = None,
+        key: str | None = None,
     ) -> None:
-        """Record ``by``'s approval of ``version`` (four eyes: not the releaser)."""
+        """Record ``by``'s approval of ``version`` (four eyes: not the releaser).
+
+        With signing on, "not the releaser" compares who signed the two records.
+        """
         lock, entry, data = self._released(name, version)
-        if lock["policy"].get("four_eyes", True) and by == data["released_by"]:
+        four_eyes = lock["policy"].get("four_eyes", True)
+        if four_eyes and by == data["released_by"]:
             msg = (
                 f"{by} released {name} version {version} and cannot also approve it "
                 "(four_eyes is on in prompts.lock): ask a reviewer"
             )
             raise PromptError(msg)
+        record = self._record(
+            key, by=by, action="approve", name=name, version=version, reason=reason
+        )
+        released = self._release_record(name, version)
+        signer = record.get("signer")
+        if (
+            four_eyes
+            and signer is not None
+            and signer == (released or {}).get("signer")
+        ):
+            msg = (
+                f"{signer} signed the release of {name} version {version} and cannot "
+                "also sign its approval (four_eyes is on in prompts.lock)"
+            )
+            raise PromptError(msg)
         data["approvals"].append({"by": by, "at": _now(), "reason": reason})
         lock["prompts"][name] = entry
-        self._append(by=by, action="approve", name=name, version=version, reason=reason)
+        self._write(record)
         self._write_lock(lock)
+
+    def _release_record(self, name: str, version: int) -> dict[str, Any] | None:
+        """The audit record of ``name`` ``version``'s release, if there is one."""
+        found = None
+        for record in self.records():
+            if (
+                record.get("action") == "release"
+                and record.get("name") == name
+                and record.get("version") == version
+            ):
+                found = record
+        return found
 
     def promote(
         self,
@@ -448,6 +512,7 @@ class Registry:
             )
         problems.extend(self._chain_problems(records))
         problems.extend(self._anchor_problems(against))
+        problems.extend(self._signature_problems(records))
         lock = self.lock()
         four_eyes = lock["policy"].get("four_eyes", True)
         protected = lock["policy"].get("protected", [])
@@ -520,6 +585,45 @@ class Registry:
                         f"{name}: protected label {label!r}: {problem}"
                         for problem in self._label_problems(name, label, entry)
                     )
+        return problems
+
+    def _signature_problems(self, records: list[dict[str, Any]]) -> list[str]:
+        """With ``allowed_signers``: every release and approval signed, and verified.
+
+        Four eyes then compares signers: an approval signed by whoever signed the
+        release is a problem.
+        """
+        if not self.signers_path.exists():
+            return []
+        problems = []
+        releasers: dict[tuple[Any, Any], str | None] = {}
+        four_eyes = self.lock()["policy"].get("four_eyes", True)
+        for number, record in enumerate(records, 1):
+            action = record.get("action")
+            if action not in _SIGNED:
+                continue
+            what = f"audit.jsonl record {number} ({action} of {record.get('name')} v{record.get('version')})"
+            signature = record.get("signature")
+            if not signature:
+                problems.append(f"{what} is not signed ({SIGNERS_FILE} exists)")
+                continue
+            signer = signer_of(
+                str(record.get("sha256")), str(signature), self.signers_path
+            )
+            if signer is None or signer != record.get("signer"):
+                problems.append(
+                    f"{what}: its signature does not verify against {SIGNERS_FILE} "
+                    f"(it says {record.get('signer')!r})"
+                )
+                continue
+            key = (record.get("name"), record.get("version"))
+            if action == "release":
+                releasers[key] = signer
+            elif four_eyes and releasers.get(key) == signer:
+                problems.append(
+                    f"{what}: signed by {signer}, who also signed the release "
+                    "(four_eyes is on in prompts.lock)"
+                )
         return problems
 
     def _anchor_problems(self, against: str | None) -> list[str]:
