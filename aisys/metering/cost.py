@@ -226,10 +226,6 @@ _USAGE_KEYS = frozenset(
 
 def usage_tokens(usage: Any) -> tuple[dict[str, int], bool]:
     """The token counts of ``usage`` (an `aisys.Usage` or a dict), and if estimated."""
-    return _usage_dict(usage)
-
-
-def _usage_dict(usage: Any) -> tuple[dict[str, int], bool]:
     if isinstance(usage, Mapping):
         fields = {k: int(usage[k]) for k in _USAGE_FIELDS if usage.get(k) is not None}
         return fields, bool(usage.get("estimated", False))
@@ -274,7 +270,7 @@ def estimate_cost(model: str, usage: Any, *, provider: str | None = None) -> Cos
         raise ConfigError(msg, field="usage")
     provider, name = split_model(model, provider)
     price = find_price(provider, name)
-    tokens, estimated = _usage_dict(usage)
+    tokens, estimated = usage_tokens(usage)
     parts = price_usage(price, tokens)
     if parts is None or price is None:
         _warn_unknown(provider, name)
@@ -383,7 +379,7 @@ def _meter(call: Call) -> None:
         parts.append((provider, model, endpoint, dict(call.usage), None))
     for attempt in call.attempts:
         if attempt.outcome == "error" and attempt.usage is not None:
-            tokens, _ = _usage_dict(attempt.usage)
+            tokens, _ = usage_tokens(attempt.usage)
             provider, model = split_model(attempt.target)
             provider, endpoint = priced_where(
                 provider, attempt.endpoint, attempt.price_as
