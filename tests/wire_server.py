@@ -440,10 +440,18 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "id": "chatcmpl-wire-1",
         "object": "chat.completion",
         "created": 1,
-        "model": body.get("model", "unknown") + "-2024-07-18",
+        "model": _snapshot(body.get("model", "unknown")),
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage,
     }
+
+
+_SNAPSHOTS = {"gpt-4o": "gpt-4o-2024-08-06"}  # what OpenAI's alias answers with
+
+
+def _snapshot(model: str) -> str:
+    """The dated model an answer names, as OpenAI's do (``gpt-4o-mini-2024-07-18``)."""
+    return _SNAPSHOTS.get(model, f"{model}-2024-07-18")
 
 
 def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
