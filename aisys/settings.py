@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     """Longest captured content field; longer ones are cut, keeping valid JSON."""
     cache_dir: Path = Path(".aisys-cache")
     """Directory of the embedded (diskcache) cache."""
+    spool_dir: Path | None = None
+    """Where OTLP batches the collector could not take wait (default ``cache_dir/spool``)."""
+    spool_max_mb: float = Field(default=256, gt=0)
+    """The spool's bound in MiB; past it the oldest batches are dropped, counted, warned."""
     prices_path: Path | None = None
     """Your own prices (JSON, TOML or YAML; USD per million tokens); they win over
     genai-prices' table."""
@@ -98,6 +102,13 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise _config_error(exc, given=values.keys()) from None
+
+    @property
+    def spool_path(self) -> Path:
+        """The spool folder: ``spool_dir``, else ``cache_dir/spool``."""
+        return (
+            self.spool_dir if self.spool_dir is not None else self.cache_dir / "spool"
+        )
 
     @field_validator("redact_patterns", mode="after")
     @classmethod

@@ -100,6 +100,12 @@ class BoundedBatchSpanProcessor(BatchSpanProcessor):
         """Batches the exporter could not export, since start."""
         return self._counted.failures
 
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Export what is queued, then let the exporter flush (the spool sends its own)."""
+        exported = super().force_flush(timeout_millis)
+        flushed = self._counted.exporter.force_flush(timeout_millis or 30000)
+        return exported and flushed is not False
+
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the span; when the queue is full the oldest span is dropped, and counted."""
         # The SDK's deque has a maxlen and drops silently but for one log line; the
@@ -284,10 +290,8 @@ def build_processors(settings: Settings) -> list[BoundedBatchSpanProcessor]:
         elif name == "jsonl":
             exporter = JsonlSpanExporter(settings.jsonl_path)
         else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter,
-            )
+            from aisys.telemetry.otlp import span_exporter
 
-            exporter = OTLPSpanExporter()
+            exporter = span_exporter(settings)
         processors.append(BoundedBatchSpanProcessor(exporter, settings.max_queue_size))
     return processors

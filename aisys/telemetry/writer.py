@@ -124,18 +124,19 @@ class Telemetry:
         host_is_set = type(host).__name__ != "_ProxyMeterProvider"
         if host_is_set or "otlp" not in settings.exporters:
             return None
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter,
-        )
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
+
+        from aisys.telemetry.otlp import otlp_metric_exporter
 
         resource = Resource.create(
             {"service.name": settings.service_name} if settings.service_name else {}
         )
         own = MeterProvider(
-            metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())],
+            metric_readers=[
+                PeriodicExportingMetricReader(otlp_metric_exporter(settings))
+            ],
             resource=resource,
             shutdown_on_exit=False,
         )
@@ -326,7 +327,9 @@ class Telemetry:
         recorded = self.recorder.flush(timeout) if self.recorder is not None else True
         remaining = max(0.0, deadline - time.monotonic())
         targets = [*self._processors, *self._own_providers, *self._flushables]
-        ok = _bounded(lambda: all(t.force_flush() for t in targets), remaining)
+        ok = _bounded(
+            lambda: all([t.force_flush() for t in targets]), remaining
+        )  # each
         self._report_drops()
         failures = sum(getattr(p, "failed_exports", 0) for p in self._processors)
         delivered = failures == self._reported_failures
