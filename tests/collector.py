@@ -64,6 +64,16 @@ class Collector:
             if line.startswith("{") and '"spanId"' in line
         ]
 
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every metric received so far (one JSON object per metric and export)."""
+        if not self.out.exists():
+            return []
+        return [
+            json.loads(line)
+            for line in self.out.read_text().splitlines()
+            if line.startswith("{") and '"spanId"' not in line and '"name"' in line
+        ]
+
     def wait_for_spans(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         """The spans once at least ``count`` arrived (or what arrived by ``timeout``)."""
         deadline = time.monotonic() + timeout

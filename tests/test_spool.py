@@ -111,7 +111,7 @@ def test_down_for_20_calls_then_the_next_start_delivers_them_once(
     assert down.returncode == 0
     assert "Traceback" not in down.stderr
     said = [line for line in down.stderr.splitlines() if line.strip()]
-    assert len(said) <= 2, said  # "spooling …" and, at exit, "N batches wait …"
+    assert len(said) == 1, said  # quiet: one line, where they went
     assert "did not take a batch" in down.stderr
     assert Spool(spool, 10**9).status().kinds["traces"] == 40  # 20 traces of 2 spans
 
@@ -208,6 +208,8 @@ def test_a_full_spool_drops_the_oldest_and_says_so(
     names = _names(collector.wait_for_spans(2))
     assert "ticket-full-11-0" in names  # the newest kept
     assert "ticket-full-0-0" not in names  # the oldest dropped
+    dropped = [m for m in collector.metrics() if m["name"] == "aisys.spool.dropped"]
+    assert dropped  # counted in a metric too, which reached the collector
 
 
 def test_a_corrupt_spool_file_is_set_aside_and_reported(

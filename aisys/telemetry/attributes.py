@@ -109,6 +109,7 @@ METRIC_COST_USD: Final = "aisys.cost.usd"
 METRIC_CACHE_REQUESTS: Final = "aisys.cache.requests"
 METRIC_GUARD_FINDINGS: Final = "aisys.guard.findings"
 METRIC_BUDGET_SPENT_USD: Final = "aisys.budget.spent_usd"
+METRIC_SPOOL_DROPPED: Final = "aisys.spool.dropped"
 
 # The log event every call emits.
 LOG_EVENT_CALL: Final = "gen_ai.call"

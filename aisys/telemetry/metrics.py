@@ -79,6 +79,11 @@ class Instruments:
             unit="USD",
             description="Spend settled against budgets, by budget.",
         )
+        self.spool_dropped = meter.create_counter(
+            A.METRIC_SPOOL_DROPPED,
+            unit="{item}",
+            description="Spans and metrics dropped from a full export spool (oldest first).",
+        )
         meter.create_observable_gauge(
             A.METRIC_CIRCUIT_STATE,
             callbacks=[_circuit_states],

@@ -134,6 +134,8 @@ class Delivery:
         self._closed = False
         self.sent = 0
         """Batches the collector took (live and replayed), for tests and status."""
+        self.count_dropped: Callable[[int], object] | None = None
+        """Adds to the ``aisys.spool.dropped`` metric."""
 
     def add_sender(
         self,
@@ -183,6 +185,11 @@ class Delivery:
             )
             return
         self._backlog = True
+        if dropped and self.count_dropped is not None:
+            try:
+                self.count_dropped(dropped_items)
+            except Exception:  # a metric never stops delivery
+                _log.debug("aisys could not count dropped spool items", exc_info=True)
         if dropped and not self._warned_dropped:
             self._warned_dropped = True
             _log.warning(
@@ -316,8 +323,8 @@ class Delivery:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=1.0)
-        if not self._backlog:
-            return
+        if not self._backlog or self._warned_down:
+            return  # nothing waits, or this run already said where it went: one line
         try:
             status = self.spool.status()
         except Exception:
@@ -436,6 +443,14 @@ def build_delivery(settings: Settings, endpoint: str) -> Delivery:
             spool = Spool(directory, int(settings.spool_max_mb * 1024 * 1024))
             delivery = _DELIVERIES[directory] = Delivery(spool, endpoint)
         return delivery
+
+
+def count_drops(settings: Settings, add: Callable[[int], object]) -> None:
+    """Count what the settings' spool drops with ``add`` (the runtime's metric)."""
+    with _DELIVERIES_LOCK:
+        delivery = _DELIVERIES.get(settings.spool_path.resolve())
+    if delivery is not None:
+        delivery.count_dropped = add
 
 
 def span_exporter(settings: Settings) -> SpoolingSpanExporter:

@@ -74,6 +74,10 @@ class Telemetry:
         meter_provider = meter_provider or self._choose_meter_provider(settings)
         meter = metrics.get_meter("aisys", __version__, meter_provider=meter_provider)
         self.instruments = Instruments(meter, latest=self.latest)
+        if "otlp" in settings.exporters and not tracer_provider:
+            from aisys.telemetry.otlp import count_drops
+
+            count_drops(settings, self.instruments.spool_dropped.add)
         self.events = EventLog(settings.log_format, log_sink)
         self.recorder: Recorder | None = None
         """Records metrics and log events off the caller's path (not when capturing)."""
