@@ -95,6 +95,7 @@ __all__ = [
     "ResponseFormatError",
     "Retry",
     "Runtime",
+    "Score",
     "ServerError",
     "Settings",
     "Usage",
@@ -102,12 +103,15 @@ __all__ = [
     "configure",
     "context",
     "count_tokens",
+    "current_trace_id",
     "estimate_cost",
+    "feedback",
     "flush",
     "get_prompt",
     "guards",
     "redact",
     "register_price",
+    "score",
     "shutdown",
     "trace",
     "traced",
@@ -122,6 +126,9 @@ _DEFAULT = _runtime.DEFAULT_RUNTIME
 estimate_cost = _DEFAULT.estimate_cost
 get_prompt = _DEFAULT.get_prompt
 redact = _DEFAULT.redact
+score = _DEFAULT.score
+feedback = _DEFAULT.feedback
+current_trace_id = _DEFAULT.current_trace_id
 
 configure = _DEFAULT.configure
 flush = _DEFAULT.flush
@@ -147,6 +154,7 @@ _LAZY = {
     "Document": "aisys.types",
     "Message": "aisys.types",
     "Usage": "aisys.types",
+    "Score": "aisys.types",
     "Settings": "aisys.settings",
     "count_tokens": "aisys.metering.tokens",
     "register_price": "aisys.metering.prices",

@@ -19,6 +19,7 @@ __all__ = [
     "mapping",
     "number",
     "optional_text",
+    "score_value",
     "seconds",
     "strings",
     "text",
@@ -102,3 +103,19 @@ def mapping(owner: str, name: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise bad(owner, name, "a dict with string keys", value)
     return value
+
+
+def score_value(
+    name: Any, value: Any, label: Any, explanation: Any, owner: str = "score"
+) -> float | None:
+    """A score's parts checked: a name, a value in [0, 1] (a bool is 1 or 0) and/or a label."""
+    text(owner, "name", name)
+    optional_text(owner, "label", label)
+    if explanation is not None and not isinstance(explanation, str):
+        raise bad(owner, "explanation", "a string or None", explanation)
+    if value is None and label is None:
+        msg = f"{owner}() needs a value (0 to 1), a label, or both"
+        raise ConfigError(msg, field="value")
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    return None if value is None else number(owner, "value", value, high=1.0)

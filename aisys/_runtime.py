@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from aisys.safety.redact import Redactor
     from aisys.settings import Settings
     from aisys.telemetry.writer import Telemetry
-    from aisys.types import Cost
+    from aisys.types import Cost, Score
 
 __all__ = ["Runtime"]
 
@@ -250,6 +250,118 @@ class Runtime:
         from aisys.telemetry.writer import current_trace_id
 
         return self.redactor.redact(text, current_trace_id())
+
+    # -- evaluation -------------------------------------------------------------------
+
+    def score(
+        self,
+        name: str,
+        value: float | bool | None = None,
+        *,
+        label: str | None = None,
+        explanation: str | None = None,
+        response: Any = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+    ) -> Score:
+        """Record one evaluation result for a call: ``gen_ai.evaluation.result``.
+
+        The call is ``response`` (its `ChatResponse`, or its trace id), the ids given,
+        or else the current traced call. ``value`` is in [0, 1] (a bool is 1 or 0);
+        give a ``value``, a ``label`` or both. A span event while the call's span is
+        open, else a log record with its ids; always a JSONL line and a log event.
+        ``explanation`` is redacted unless ``capture_content="full"``.
+
+        Added in 0.2.
+        """
+        from aisys.types import Score
+
+        checked = _checks.score_value(name, value, label, explanation)
+        return self._record_score(
+            Score(name, checked, label, explanation), response, trace_id, span_id, {}
+        )
+
+    def feedback(
+        self,
+        response: Any,
+        *,
+        thumbs: str | None = None,
+        value: float | bool | None = None,
+        comment: str | None = None,
+        user_id: str | None = None,
+    ) -> Score:
+        """A user's verdict on a call, from the app's UI: the score ``user_feedback``.
+
+        ``response`` is the call's `ChatResponse` or its trace id; ``thumbs="up"`` /
+        ``"down"`` is value 1 / 0 with that label; ``comment`` is its explanation.
+
+        Added in 0.2.
+        """
+        from aisys.types import Score
+
+        if thumbs not in (None, "up", "down"):
+            raise _checks.bad("feedback", "thumbs", "'up', 'down' or None", thumbs)
+        if thumbs is not None and value is None:
+            value = 1.0 if thumbs == "up" else 0.0
+        checked = _checks.score_value(
+            "user_feedback", value, thumbs, comment, owner="feedback"
+        )
+        _checks.optional_text("feedback", "user_id", user_id)
+        extra = {"user.id": user_id} if user_id is not None else {}
+        return self._record_score(
+            Score("user_feedback", checked, thumbs, comment),
+            response,
+            None,
+            None,
+            extra,
+        )
+
+    def _record_score(
+        self,
+        score: Score,
+        response: Any,
+        trace_id: str | None,
+        span_id: str | None,
+        extra: dict[str, Any],
+    ) -> Score:
+        from aisys.telemetry.evaluations import attributes, record, target_ids
+
+        trace_hex, span_hex, response_id = target_ids(response, trace_id, span_id)
+        explanation = score.explanation
+        if self.settings.capture_content != "full":
+            redactor = self.redactor
+            if explanation is not None:
+                explanation = redactor.redact(explanation, trace_hex or "")
+            extra = {k: redactor.redact(v, trace_hex or "") for k, v in extra.items()}
+        attrs = attributes(
+            score.name,
+            score.value,
+            score.label,
+            explanation,
+            error_type=score.error,
+            response_id=response_id,
+            extra=extra,
+        )
+        try:
+            record(self.telemetry, trace_hex, span_hex, attrs)
+        except Exception:  # telemetry never fails the caller
+            import logging
+
+            logging.getLogger("aisys").warning(
+                "aisys could not record a score", exc_info=True
+            )
+        return score
+
+    def current_trace_id(self) -> str | None:
+        """The current trace's id (32 hex digits), or ``None`` outside any trace.
+
+        For decorator mode: `aisys.score(..., trace_id=aisys.current_trace_id())`.
+
+        Added in 0.2.
+        """
+        from aisys.telemetry.writer import current_trace_id
+
+        return current_trace_id() or None
 
     # -- instrumentation ------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Frozen pydantic models, so they validate on the way in and cannot change under a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -158,6 +159,10 @@ class ChatResponse(BaseModel):
     parsed: Any = None
     """The answer validated as the call's ``response_model`` (structured output)."""
     raw: Any = Field(default=None, repr=False)
+    trace_id: str | None = None
+    """The call's trace (32 hex digits), for `aisys.score` and `aisys.feedback`."""
+    span_id: str | None = None
+    """The call's span (16 hex digits); ``None`` when no span was recorded."""
 
     @property
     def message(self) -> Message:
@@ -225,3 +230,21 @@ class ChatRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
     stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One evaluation result: a value in [0, 1] and/or a label, and why.
+
+    What scorers return (a float or a bool is turned into one) and what `aisys.score`
+    records as a ``gen_ai.evaluation.result``. ``error`` is the exception type when the
+    scorer raised (the value is then ``None``).
+
+    Added in 0.2.
+    """
+
+    name: str
+    value: float | None = None
+    label: str | None = None
+    explanation: str | None = None
+    error: str | None = None

@@ -59,19 +59,31 @@ class Collector:
         if not self.out.exists():
             return []
         return [
-            json.loads(line)
-            for line in self.out.read_text().splitlines()
-            if line.startswith("{") and '"spanId"' in line
+            record
+            for record in self._records()
+            if "spanId" in record and "severityNumber" not in record
         ]
 
-    def metrics(self) -> list[dict[str, Any]]:
-        """Every metric received so far (one JSON object per metric and export)."""
+    def logs(self) -> list[dict[str, Any]]:
+        """Every log record received so far (evaluation results among them)."""
+        return [record for record in self._records() if "severityNumber" in record]
+
+    def _records(self) -> list[dict[str, Any]]:
         if not self.out.exists():
             return []
         return [
             json.loads(line)
             for line in self.out.read_text().splitlines()
-            if line.startswith("{") and '"spanId"' not in line and '"name"' in line
+            if line.startswith("{")
+        ]
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every metric received so far (one JSON object per metric and export)."""
+        return [
+            record
+            for record in self._records()
+            if "spanId" not in record and "severityNumber" not in record
+            and "name" in record
         ]
 
     def wait_for_spans(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:

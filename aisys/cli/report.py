@@ -42,6 +42,7 @@ after fallbacks and downgrades), so a call is counted under the model that answe
 """
 _ANSWERED_BY = frozenset({"model", "provider"})
 _NOT_MODEL_CALLS = frozenset({"retrieval", "execute_tool"})
+EVALUATION = "gen_ai.evaluation.result"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -72,6 +73,14 @@ class Row:
     unpriced_calls: int = 0
     saved_usd: Decimal | None = None
     durations_ms: list[float] = field(default_factory=list, repr=False)
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    """Evaluation name → [sum of values, count] of the scores its calls got."""
+
+    def add_score(self, name: str, value: float) -> None:
+        """Count one evaluation result of one of this group's calls."""
+        summed = self.scores.setdefault(name, [0.0, 0])
+        summed[0] += value
+        summed[1] += 1
 
     def add(self, attrs: dict[str, Any], failed: bool, duration_ms: float) -> None:
         """Count one logical call."""
@@ -117,7 +126,15 @@ class Row:
             "saved_usd": _money(self.saved_usd),
             "p50_ms": _percentile(self.durations_ms, 0.50),
             "p95_ms": _percentile(self.durations_ms, 0.95),
+            "scores": {
+                name: {"mean": round(total / n, 4), "n": int(n)}
+                for name, (total, n) in sorted(self.scores.items())
+            },
         }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _money(value: Decimal | None) -> float | None:
@@ -134,9 +151,9 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
-    """The logical call spans in JSONL files, and the attempts that were billed.
+    """The logical call spans in JSONL files, billed attempts and evaluation results.
 
-    Attempt children are left out (a call is counted once) unless a failed attempt
+    Evaluation results are the ``"event": "gen_ai.evaluation.result"`` lines. Attempt children are left out (a call is counted once) unless a failed attempt
     was billed (``aisys.attempt.cost.usd``): its cost belongs to its own model.
     Traces and other spans are left out.
     """
@@ -158,6 +175,9 @@ def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
                     )
                     continue
                 attrs = span.get("attributes") or {}
+                if span.get("event") == EVALUATION:
+                    yield span
+                    continue
                 if "gen_ai.operation.name" not in attrs:
                     continue  # aisys.trace blocks and other spans
                 if (
@@ -207,8 +227,14 @@ def summarise(
     # Attempts seen before their call; calls of several attempts (group, priced).
     waiting: dict[str, list[tuple[str, Decimal]]] = {}
     callers: dict[str, tuple[str, bool]] = {}
+    scores: list[dict[str, Any]] = []
+    groups_by_span: dict[str, str] = {}
+    groups_by_trace: dict[str, str] = {}
     for span in spans:
         attrs = span.get("attributes") or {}
+        if span.get("event") == EVALUATION:
+            scores.append(span)
+            continue
         operation = attrs.get("gen_ai.operation.name")
         if by != "operation" and operation in _NOT_MODEL_CALLS:
             continue  # retrieval and tool spans have no model: see --group-by operation
@@ -231,6 +257,8 @@ def summarise(
         end = int(span.get("end_time_unix_nano") or start)
         failed = (span.get("status") or {}).get("code") == "ERROR"
         row_of(group).add(attrs, failed, (end - start) / 1e6)
+        groups_by_span[str(span.get("span_id"))] = group
+        groups_by_trace.setdefault(str(span.get("trace_id")), group)
         if by in _ANSWERED_BY and int(attrs.get("aisys.retry.attempts", 1) or 1) > 1:
             priced = attrs.get("aisys.cost.usd") is not None
             span_id = str(span.get("span_id"))
@@ -238,6 +266,15 @@ def summarise(
             for attempt_group, usd in waiting.pop(span_id, ()):
                 if priced and attempt_group != group:
                     row_of(group).move_cost(usd, row_of(attempt_group))
+    for result in scores:  # a score belongs to its call's group (or its trace's first)
+        attrs = result.get("attributes") or {}
+        value = attrs.get("gen_ai.evaluation.score.value")
+        name = attrs.get("gen_ai.evaluation.name")
+        owner = groups_by_span.get(str(result.get("span_id"))) or groups_by_trace.get(
+            str(result.get("trace_id"))
+        )
+        if owner is not None and isinstance(name, str) and _is_number(value):
+            rows[owner].add_score(name, float(value))  # type: ignore[arg-type]
     return sorted(
         rows.values(),
         key=lambda r: (r.cost_usd or Decimal(-1), r.calls),
@@ -272,6 +309,10 @@ def total(rows: Sequence[Row]) -> Row:
         if row.saved_usd is not None:
             whole.saved_usd = (whole.saved_usd or Decimal(0)) + row.saved_usd
         whole.durations_ms.extend(row.durations_ms)
+        for name, (summed, n) in row.scores.items():
+            into = whole.scores.setdefault(name, [0.0, 0])
+            into[0] += summed
+            into[1] += n
     return whole
 
 
@@ -293,6 +334,10 @@ def _cells(row: Row) -> list[str]:
         f"{row.cache_hits / row.calls:.0%}" if row.calls else "—",
         _usd(data["saved_usd"]),
         str(row.guard_findings),
+        ", ".join(
+            f"{k} {v['mean']:.2f} (n={v['n']})" for k, v in data["scores"].items()
+        )
+        or "—",
     ]
 
 
@@ -312,6 +357,7 @@ _HEADINGS = (
     "hit rate",
     "saved",
     "guard findings",
+    "scores",
 )
 
 

@@ -50,11 +50,14 @@ def deliver(
     call = scope.call
     answer: ChatResponse = call.response  # as read: with its usage counted
     route = scope.route
+    trace_id, span_id = scope.tel.ids_of(scope.span)
     facts = (
         requests_made(route.attempts) if route is not None else 1,
         route.fallback_index if route is not None else 0,
         public_cost(call.cost),
         cached,
+        trace_id,
+        span_id,
     )
     if cached:  # a stored answer, delivered alike on every hit: copied once
         seen = _DELIVERED.get(id(answer))
@@ -66,6 +69,8 @@ def deliver(
             "fallback_index": facts[1],
             "cost": facts[2],
             "cached": cached,
+            "trace_id": trace_id,
+            "span_id": span_id,
         }
     )
     if cached:

@@ -166,6 +166,16 @@ class JsonlSpanExporter(SpanExporter):
             self._file.flush()
         return SpanExportResult.SUCCESS
 
+    def write_record(self, record: dict[str, Any]) -> None:
+        """Append one non-span record (an evaluation result) as its own line."""
+        line = json.dumps(record, default=str) + "\n"
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(line)
+            self._file.flush()
+
     def shutdown(self) -> None:
         """Close the file."""
         with self._lock:

@@ -478,6 +478,7 @@ def replay(settings: Settings, timeout: float) -> tuple[bool, Delivery]:
 
     For ``aisys spool replay``: True when the spool is empty at the end.
     """
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter,
     )
@@ -485,13 +486,57 @@ def replay(settings: Settings, timeout: float) -> tuple[bool, Delivery]:
 
     spans = OTLPSpanExporter(timeout=_timeout("TRACES"))
     metrics = OTLPMetricExporter(timeout=_timeout("METRICS"))
+    logs = OTLPLogExporter(timeout=_timeout("LOGS"))
     spool = Spool(settings.spool_path, int(settings.spool_max_mb * 1024 * 1024))
     delivery = Delivery(spool, spans._endpoint)
     delivery.senders["traces"] = _client_sender(spans)
     delivery.senders["metrics"] = _client_sender(metrics)
+    delivery.senders["logs"] = _client_sender(logs)
     try:
         return delivery.drain(timeout), delivery
     finally:
         delivery._closed = True
         spans.shutdown()  # type: ignore[no-untyped-call]
         metrics.shutdown()
+        logs.shutdown()  # type: ignore[no-untyped-call]
+
+
+def log_exporter(live: Any, patient: Any, delivery: Delivery) -> Any:
+    """The OTLP log exporter, with the spool (a `LogRecordExporter`)."""
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+
+    delivery.add_sender("logs", _client_sender(live), _client_sender(patient))
+
+    class SpoolingLogExporter(LogRecordExporter):
+        """Log records (evaluation results) ride the same path as spans."""
+
+        def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+            try:
+                body = encode_logs(batch).SerializeToString()
+            except Exception:
+                _log.warning(
+                    "aisys could not encode log records for OTLP", exc_info=True
+                )
+                return LogRecordExportResult.FAILURE
+            delivery.deliver("logs", body, len(batch))
+            return LogRecordExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: int = 10_000) -> bool:
+            return delivery.flush(timeout_millis / 1000)
+
+        def shutdown(self) -> None:
+            delivery.shutdown()
+            live.shutdown()
+            patient.shutdown()
+
+    return SpoolingLogExporter()
+
+
+def otlp_log_exporter(settings: Settings) -> Any:
+    """The OTLP log exporter aisys builds for ``exporters=otlp``."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    live = OTLPLogExporter(timeout=LIVE_TIMEOUT_S)
+    patient = OTLPLogExporter(timeout=_timeout("LOGS"))
+    return log_exporter(live, patient, build_delivery(settings, live._endpoint))

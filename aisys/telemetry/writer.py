@@ -46,6 +46,7 @@ _KINDS = {
     "trace": SpanKind.INTERNAL,
 }
 _LATEST_OPT_IN = "gen_ai_latest_experimental"
+_UNSET: Any = object()
 
 
 class Telemetry:
@@ -88,6 +89,8 @@ class Telemetry:
                 timeout=settings.flush_timeout,
             )
         self._closed = False
+        self._eval_logger: Any = _UNSET
+        self._eval_lock = threading.Lock()
         self._reported_drops = 0
         self._reported_failures = 0
         if self._own_providers or self._processors:
@@ -179,6 +182,65 @@ class Telemetry:
         except Exception:  # a failing sampler or processor must not stop the call
             _log.warning("aisys could not start a span", exc_info=True)
             return trace.INVALID_SPAN
+
+    # -- evaluation results ------------------------------------------------------------
+
+    def jsonl_exporters(self) -> list[Any]:
+        """The JSONL exporters of aisys's own processors (evaluation lines go there too)."""
+        from aisys.telemetry.exporters import JsonlSpanExporter
+
+        exporters = (
+            getattr(getattr(p, "_counted", None), "exporter", None)
+            for p in self._processors
+        )
+        return [e for e in exporters if isinstance(e, JsonlSpanExporter)]
+
+    def evaluation_logger(self) -> Any:
+        """The OTel logger evaluation records go to: the host's, aisys's own, or None."""
+        if self._eval_logger is not _UNSET:
+            return self._eval_logger
+        with self._eval_lock:
+            if self._eval_logger is _UNSET:
+                from opentelemetry import _logs
+
+                provider: Any = _logs.get_logger_provider()
+                if type(provider).__name__ in (
+                    "ProxyLoggerProvider",
+                    "NoOpLoggerProvider",
+                ):
+                    provider = self._own_logger_provider()
+                self._eval_logger = (
+                    provider.get_logger("aisys", __version__) if provider else None
+                )
+        return self._eval_logger
+
+    def _own_logger_provider(self) -> Any:
+        if "otlp" not in self.settings.exporters or self._closed:
+            return None
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.sdk.resources import Resource
+
+        from aisys.telemetry.otlp import otlp_log_exporter
+
+        settings = self.settings
+        resource = Resource.create(
+            {"service.name": settings.service_name} if settings.service_name else {}
+        )
+        own = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        own.add_log_record_processor(
+            BatchLogRecordProcessor(otlp_log_exporter(settings))
+        )
+        self._own_providers.append(own)
+        return own
+
+    @staticmethod
+    def ids_of(span: Span) -> tuple[str | None, str | None]:
+        """``span``'s trace and span ids in hex; ``(None, None)`` for a no-op span."""
+        context = span.get_span_context()
+        if not context.is_valid:
+            return None, None
+        return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
     def context_of(self, span: Span) -> otel_context.Context:
         """The context in which ``span`` is current (made once, attached many times)."""
