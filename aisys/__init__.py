@@ -76,12 +76,15 @@ __all__ = [
     "ChatResponse",
     "ChatStream",
     "CircuitBreaker",
+    "Case",
     "CircuitOpenError",
     "ConfigError",
     "ContextLengthError",
     "Cost",
+    "Dataset",
     "Document",
     "EmbeddingResponse",
+    "EvalRun",
     "GuardError",
     "LLM",
     "Message",
@@ -100,11 +103,13 @@ __all__ = [
     "Settings",
     "Usage",
     "__version__",
+    "aevaluate",
     "configure",
     "context",
     "count_tokens",
     "current_trace_id",
     "estimate_cost",
+    "evaluate",
     "feedback",
     "flush",
     "get_prompt",
@@ -112,6 +117,7 @@ __all__ = [
     "redact",
     "register_price",
     "score",
+    "scorers",
     "shutdown",
     "trace",
     "traced",
@@ -161,12 +167,19 @@ _LAZY = {
     "Budget": "aisys.pipeline.budget",
     "Cache": "aisys.pipeline.cache",
     "Prompt": "aisys.prompts",
+    "Case": "aisys.evals",
+    "Dataset": "aisys.evals",
+    "EvalRun": "aisys.evals",
+    "evaluate": "aisys.evals",
+    "aevaluate": "aisys.evals",
 }
 
 
 def __getattr__(name: str) -> _typing.Any:
     if name == "guards":  # a module of its own: `aisys.guards.Secrets()`
         return _importlib.import_module("aisys.guards")
+    if name == "scorers":  # a module of its own: `aisys.scorers.Exact()`
+        return _importlib.import_module("aisys.scorers")
     module = _LAZY.get(name)
     if module is None:
         msg = f"module 'aisys' has no attribute {name!r}"

@@ -14,7 +14,16 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["Scope", "copy_context", "current_scope", "run_in_thread", "wrap"]
+__all__ = [
+    "Scope",
+    "Tally",
+    "copy_context",
+    "current_scope",
+    "current_tally",
+    "run_in_thread",
+    "tallying",
+    "wrap",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,6 +69,58 @@ class Scope:
 _SCOPE: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
     "aisys_scope", default=None
 )
+
+
+class Tally:
+    """What the calls made in a context cost, and the prompts they used.
+
+    `aisys.evaluate` runs each case (and, apart, its judges) inside one, to put the
+    case's cost and prompt version in the run file. Unknown prices are counted, never $0.
+    """
+
+    __slots__ = ("calls", "prompts", "unpriced", "usd")
+
+    def __init__(self) -> None:
+        from decimal import Decimal
+
+        self.usd = Decimal(0)
+        self.calls = 0
+        self.unpriced = 0
+        self.prompts: list[str] = []
+
+    def add(self, cost: Any, prompt: tuple[str, str, str] | None) -> None:
+        """One ended call: its `CallCost` (None: nothing billed) and prompt facts."""
+        self.calls += 1
+        if cost is not None:
+            usd = cost.usd
+            if usd is None:
+                self.unpriced += 1
+            else:
+                self.usd += usd
+        if prompt is not None:
+            named = f"{prompt[0]}@{prompt[1]}"
+            if named not in self.prompts:
+                self.prompts.append(named)
+
+    @property
+    def cost_usd(self) -> Any:
+        """The priced calls' cost, or None when a call's price was unknown."""
+        return None if self.unpriced else self.usd
+
+
+_TALLY: contextvars.ContextVar[Tally | None] = contextvars.ContextVar(
+    "aisys_tally", default=None
+)
+
+
+def current_tally() -> Tally | None:
+    """The tally the calls here add to, if one is running."""
+    return _TALLY.get()
+
+
+def tallying(tally: Tally | None) -> contextvars.Token[Tally | None]:
+    """Make calls in this context add to ``tally``; returns the token to reset it."""
+    return _TALLY.set(tally)
 
 
 def current_scope() -> Scope | None:

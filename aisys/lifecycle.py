@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from aisys.context import current_tally
 from aisys.pipeline._flow import adrive, drive
 from aisys.pipeline.chain import finish
 
@@ -150,6 +151,9 @@ class CallScope:
             call.closed_early = True
         if not self.metered:
             self.meter()
+        tally = current_tally()
+        if tally is not None:
+            tally.add(call.cost, call.prompt)
         return True
 
     def end(self, error: BaseException | None = None, *, early: bool = False) -> None:

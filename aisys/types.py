@@ -248,3 +248,5 @@ class Score:
     label: str | None = None
     explanation: str | None = None
     error: str | None = None
+    cost_usd: Decimal | None = None
+    """What producing the score cost (a judge's call); ``None`` for free scorers."""
