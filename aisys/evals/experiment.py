@@ -30,7 +30,7 @@ from aisys._version import __version__
 from aisys.context import Tally, tallying
 from aisys.errors import ConfigError
 from aisys.evals.datasets import Case, Dataset
-from aisys.evals.scorers import is_async, name_of, output_text, to_score
+from aisys.evals.scorers import _sdk_text, is_async, name_of, to_score
 from aisys.types import ChatResponse, Score
 
 __all__ = ["EvalRun", "aevaluate", "evaluate", "load_run"]
@@ -483,12 +483,14 @@ def _error_score(name: str, exc: Exception) -> Score:
 
 
 def _jsonable(output: Any) -> Any:
-    if isinstance(output, ChatResponse):
-        return output.text
+    """The output as the run file keeps it: JSON as is, an answer as its text, else repr."""
+    if output is None or isinstance(output, str | int | float | bool | ChatResponse):
+        return output.text if isinstance(output, ChatResponse) else output
     try:
         json.dumps(output)
     except (TypeError, ValueError):
-        return output_text(output) if hasattr(output, "text") else repr(output)
+        text = _sdk_text(output)
+        return text if text is not None else repr(output)
     return output
 
 

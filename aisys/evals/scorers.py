@@ -46,13 +46,32 @@ def output_text(output: Any) -> str:
         return output.text
     if isinstance(output, str):
         return output
-    text = getattr(output, "text", None)
-    if isinstance(text, str):
+    text = _sdk_text(output)
+    if text is not None:
         return text
     try:
         return json.dumps(output, default=str, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(output)
+
+
+def _sdk_text(output: Any) -> str | None:
+    """The answer's text from a provider SDK's result (OpenAI, Anthropic), if it is one."""
+    for attr in ("text", "output_text"):  # aisys answers, OpenAI's Responses API
+        value = getattr(output, attr, None)
+        if isinstance(value, str):
+            return value
+    choices = getattr(output, "choices", None)  # OpenAI chat completions
+    if isinstance(choices, list) and choices:
+        content = getattr(getattr(choices[0], "message", None), "content", None)
+        if isinstance(content, str):
+            return content
+    blocks = getattr(output, "content", None)  # Anthropic messages
+    if isinstance(blocks, list) and blocks:
+        texts = [getattr(b, "text", None) for b in blocks]
+        if all(isinstance(t, str) for t in texts):
+            return "".join(texts)  # type: ignore[arg-type]
+    return None
 
 
 def name_of(scorer: Any) -> str:
