@@ -7,8 +7,10 @@ settings and tracer provider. Nothing here does I/O until the first call.
 
 from __future__ import annotations
 
+import atexit
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from aisys.prompts import Prompt
     from aisys.safety.guards import Guard
     from aisys.safety.redact import Redactor
+    from aisys.scoring import ScoringWorker
     from aisys.settings import Settings
     from aisys.telemetry.writer import Telemetry
     from aisys.types import Cost, Score
@@ -58,6 +61,7 @@ class Runtime:
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._telemetry: Telemetry | None = None
+        self._scoring: ScoringWorker | None = None
         self._redactor: Redactor | None = None
         self._adopted = False
         """Whether the settings' prices file is in force (done on first use)."""
@@ -146,6 +150,7 @@ class Runtime:
         self, settings: Settings | None, *, adopted: bool = False
     ) -> None:
         """Put ``settings`` in force (``None``: read anew on first use); telemetry restarts."""
+        self._reset_scoring()  # queued scores go out with the telemetry they began in
         with self._lock:
             old, self._telemetry = self._telemetry, None
             self._settings = settings
@@ -157,16 +162,46 @@ class Runtime:
     def flush(self, timeout: float | None = None) -> bool:
         """Export every finished span now; waits at most ``timeout`` seconds.
 
-        Returns False when the time ran out. Never hangs.
+        Online scores still queued are recorded first. Returns False when the time ran
+        out. Never hangs.
 
         Added in 0.1.
         """
+        limit = self.settings.flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        scored = True
+        if self._scoring is not None:
+            scored = self._scoring.flush(limit)
         telemetry = self._telemetry
         if telemetry is None:
-            return True
-        return telemetry.flush(
-            self.settings.flush_timeout if timeout is None else timeout
-        )
+            return scored
+        return telemetry.flush(max(0.0, deadline - time.monotonic())) and scored
+
+    def _reset_scoring(self) -> None:
+        """Score what is queued (briefly), then let the next use start a new worker."""
+        with self._lock:
+            worker, self._scoring = self._scoring, None
+        if worker is not None:
+            worker.close(1.0)
+            atexit.unregister(worker.close)
+
+    def scoring_worker(self) -> ScoringWorker:
+        """The background worker that runs online scorers (started on first use)."""
+        worker = self._scoring
+        if worker is None:
+            from aisys.scoring import ScoringWorker
+
+            with self._lock:
+                if self._scoring is None:
+                    self._scoring = ScoringWorker(
+                        lambda score, trace_id, span_id: self._record_score(
+                            score, None, trace_id, span_id, {}
+                        ),
+                        self.settings.max_queue_size,
+                    )
+                    atexit.register(self._scoring.close, self.settings.flush_timeout)
+                worker = self._scoring
+        return worker
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and close aisys's exporters; the next call starts fresh ones.
@@ -175,6 +210,10 @@ class Runtime:
 
         Added in 0.1.
         """
+        if self._scoring is not None:  # its scores go out with this telemetry
+            self._scoring.flush(
+                self.settings.flush_timeout if timeout is None else timeout
+            )
         with self._lock:
             telemetry, self._telemetry = self._telemetry, None
         llm = sys.modules.get("aisys.llm")
@@ -386,6 +425,8 @@ class Runtime:
         prompt: Prompt | None = None,
         guards: Sequence[Guard] = (),
         price_as: str | None = None,
+        scorers: Sequence[Callable[..., Any]] = (),
+        score_sample: float | None = None,
     ) -> Callable[[F], F]: ...
     def traced_llm(
         self,
@@ -405,6 +446,8 @@ class Runtime:
         prompt: Prompt | None = None,
         guards: Sequence[Guard] = (),
         price_as: str | None = None,
+        scorers: Sequence[Callable[..., Any]] = (),
+        score_sample: float | None = None,
     ) -> F | Callable[[F], F]:
         """Trace a function that calls a model; it returns exactly what it returned.
 
@@ -426,7 +469,8 @@ class Runtime:
         every call (and its model, when ``model=`` is not given). ``guards=[...]``
         (`aisys.guards`) check the prompt argument before the call and the answer after.
         ``price_as="openai"`` prices calls from that provider's table (a gateway
-        serving its models).
+        serving its models). ``scorers=[...]`` score ``score_sample`` (default all) of
+        the answers on a background worker, recorded on each call's span.
 
         Added in 0.1.
         """
@@ -445,6 +489,13 @@ class Runtime:
             from aisys.pipeline.retry import check_retry  # loads tenacity: it is needed
 
             check_retry(owner, retry)
+        online = None
+        if scorers or score_sample is not None:
+            from aisys.scoring import OnlineScoring, check_scoring
+
+            scoring = check_scoring(owner, scorers, score_sample)
+            if scoring is not None:
+                online = OnlineScoring(*scoring, worker=self.scoring_worker)
 
         def decorate(func: F) -> F:
             _callable(owner, func)
@@ -457,6 +508,7 @@ class Runtime:
                 model=model,
                 prompt=prompt,
                 price_as=price_as,
+                online=online,
             )
             from aisys.pipeline.budget import budgets_for_function
             from aisys.pipeline.cache import check_cache_for_function

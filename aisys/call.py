@@ -58,6 +58,7 @@ class Call:
         "input_value",
         "kind",
         "name",
+        "online",
         "operation",
         "output_checks",
         "output_text",
@@ -154,6 +155,8 @@ class Call:
         self.budget: dict[str, Any] | None = None
         """What the budget step decided: ``name``, ``limit_usd``, ``spent_usd``,
         ``exceeded``, ``downgraded_to``."""
+        self.online: Any = None
+        """The `aisys.scoring.OnlineScoring` its answer is offered to, if any."""
         self.prompt: tuple[str, str, str] | None = None
         """(name, version, sha256) of the prompt the call was made with."""
         self.response: Any = None

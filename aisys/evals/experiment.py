@@ -30,7 +30,8 @@ from aisys._version import __version__
 from aisys.context import Tally, tallying
 from aisys.errors import ConfigError
 from aisys.evals.datasets import Case, Dataset
-from aisys.evals.scorers import _sdk_text, is_async, name_of, to_score
+from aisys.evals.scorers import _sdk_text, is_async
+from aisys.scoring import name_of, to_score
 from aisys.types import ChatResponse, Score
 
 __all__ = ["EvalRun", "aevaluate", "evaluate", "load_run"]

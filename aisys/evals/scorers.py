@@ -14,10 +14,10 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aisys.errors import ConfigError
+from aisys.scoring import name_of, to_score
 from aisys.types import ChatResponse, Score
 
 if TYPE_CHECKING:
@@ -72,30 +72,6 @@ def _sdk_text(output: Any) -> str | None:
         if all(isinstance(t, str) for t in texts):
             return "".join(texts)  # type: ignore[arg-type]
     return None
-
-
-def name_of(scorer: Any) -> str:
-    """A scorer's name: its ``.name``, else its function's (or class's) name."""
-    name = getattr(scorer, "name", None)
-    if isinstance(name, str) and name:
-        return name
-    name = getattr(scorer, "__name__", None) or type(scorer).__name__
-    return str(name)
-
-
-def to_score(name: str, result: Any) -> Score:
-    """What a scorer returned, as a `Score` named ``name`` (a bool is 1 or 0)."""
-    if isinstance(result, Score):
-        return result
-    if isinstance(result, bool):
-        return Score(name, 1.0 if result else 0.0)
-    if isinstance(result, int | float | Decimal) and 0 <= float(result) <= 1:
-        return Score(name, float(result))
-    msg = (
-        f"scorer {name!r} returned {result!r:.60}; a scorer returns an aisys.Score, a "
-        "number from 0 to 1, or a bool"
-    )
-    raise TypeError(msg)
 
 
 def _expected(case: Case | None, scorer: str) -> Any:

@@ -54,6 +54,7 @@ class Spec:
         "model_default",
         "model_param",
         "name",
+        "online",
         "operation",
         "price_as",
         "prompt",
@@ -75,8 +76,11 @@ class Spec:
         data_source: str | None = None,
         prompt: Any = None,
         price_as: str | None = None,
+        online: Any = None,
     ) -> None:
         self.kind = kind
+        self.online = online
+        """The `aisys.scoring.OnlineScoring` a sample of results is offered to."""
         self.reads = kind in ("llm", "retrieval")
         """Whether a result says something (a model's answer, documents); a step's not."""
         self.prompt = prompt_facts(prompt)
@@ -157,6 +161,7 @@ class Spec:
         call.tool_name = self.tool_name
         call.prompt = self.prompt
         call.price_as = self.price_as
+        call.online = self.online
         return call
 
     def input_of(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -53,6 +53,7 @@ from aisys.pipeline.route import (
 from aisys.providers.base import Provider, Target, normalise_messages
 from aisys.providers.registry import get_provider, parse_model
 from aisys.safety.guards import guards_of
+from aisys.scoring import OnlineScoring, check_scoring
 from aisys.telemetry.spans import fixed_start
 from aisys.types import CHAT_PARAMS, ChatRequest, ChatResponse, EmbeddingResponse
 
@@ -136,6 +137,8 @@ class LLM:
         cache: Cache | None = None,
         guards: Sequence[Guard] = (),
         price_as: str | None = None,
+        scorers: Sequence[Callable[..., Any]] = (),
+        score_sample: float | None = None,
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
@@ -153,6 +156,12 @@ class LLM:
         fallbacks = _fallbacks_of(fallbacks)
         retry = check_retry("LLM", retry)
         guards = guards_of("LLM", guards)
+        scoring = check_scoring("LLM", scorers, score_sample)
+        self.online: OnlineScoring | None = (
+            OnlineScoring(*scoring, worker=lambda: self.runtime.scoring_worker())
+            if scoring is not None
+            else None
+        )
         self.prompt = prompt
         self._prompt_facts = prompt_facts(prompt)
         defaults = dict(getattr(prompt, "params", None) or {})
@@ -633,6 +642,7 @@ class LLM:
         call.server_address, call.server_port = self._server
         call.prompt = self._prompt_facts
         call.price_as = self.price_as
+        call.online = self.online
         return call
 
     def _finished_embed(

@@ -69,16 +69,18 @@ def __getattr__(name: str) -> Any:
 def reset() -> None:
     """Forget aisys's process-wide state, so one test's failures never reach the next.
 
-    Circuit breakers, memory stores (budget counters and cache entries), and the
-    once-only warnings (unknown prices, cache problems, unmetered budgets). The pytest
+    Circuit breakers, memory stores (budget counters and cache entries), the online
+    scoring worker (its counts), and the once-only warnings (unknown prices, cache problems, unmetered budgets). The pytest
     fixtures call it before and after each test that uses them.
 
     Added in 0.1.
     """
+    import aisys._runtime
     from aisys.metering.cost import reset_warnings
     from aisys.pipeline.route import reset_breakers
     from aisys.stores import reset_memory_stores
 
+    aisys._runtime.DEFAULT_RUNTIME._reset_scoring()
     reset_breakers()
     reset_memory_stores()
     reset_warnings()
