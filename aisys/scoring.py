@@ -110,10 +110,12 @@ class OnlineScoring:
         self.sample = sample
         self._worker = worker
 
+    def sampled(self) -> bool:
+        """Whether this call is in the sample: one draw, before anything else is done."""
+        return self.sample >= 1.0 or random.random() < self.sample  # noqa: S311
+
     def offer(self, output: Any, trace_id: str | None, span_id: str | None) -> None:
-        """Queue ``output`` for scoring if this call is in the sample (never raises)."""
-        if self.sample < 1.0 and random.random() >= self.sample:  # noqa: S311 - sampling
-            return
+        """Queue a sampled call's ``output`` for scoring (never raises)."""
         if trace_id is None:
             return  # no span recorded: nothing to put the score on
         try:

@@ -9,7 +9,8 @@ stream code over an in-process transport, so `chat`, `stream` and `embed` behave
 OpenAI, and a repeated question is answered by the cache (no request, $0 spent). Part 3
 shows a daily budget stopping a runaway loop before it spends; Part 4 a redacted trace
 (content is captured with `capture_content="redacted"`) and a prompt injection blocked
-before it is sent. The
+before it is sent; Part 5 evaluates the bot on three cases, then a change to it, and
+compares the two runs (the change regresses on the shipping case). The
 console exporter prints one tree per trace on stderr (with each call's cost), every
 span goes to aisys-traces.jsonl, and the demo ends with `aisys report` over that file.
 
@@ -136,6 +137,44 @@ def runaway_loop(llm: aisys.LLM) -> None:
         print(f"stopped after {calls} calls: {exc}\n")
 
 
+CASES = aisys.Dataset(
+    [
+        aisys.Case({"question": "How long do refunds take?"}, "refunds", "five business days", ("money",)),
+        aisys.Case({"question": "Is shipping free?"}, "shipping", "free on orders over $50", ("orders",)),
+        aisys.Case({"question": "Can I return unused items?"}, "returns", "within 30 days", ("orders",)),
+    ]
+)  # fmt: skip
+"""Three cases; the CLI reads the same from a file (`aisys eval run cases.jsonl ...`)."""
+
+
+def bot(question: str) -> str:
+    """The app as an experiment calls it: one question in, the answer's text out."""
+    return handle(0, "eval", question)
+
+
+def smaller_bot(question: str) -> str:
+    """A 'change' under review: the shipping note was dropped from the documents."""
+    saved = DOCUMENTS.pop("shipping")
+    try:
+        return handle(0, "eval", question)
+    finally:
+        DOCUMENTS["shipping"] = saved
+
+
+def evaluate_a_change() -> None:
+    """Part 5: run the cases on the bot and on a change to it; compare the two runs."""
+    scorers = [aisys.scorers.Contains(ignore_case=True), aisys.scorers.Length(200)]
+    base = aisys.evaluate(CASES, bot, scorers, name="base", progress=False, concurrency=1)
+    changed = aisys.evaluate(
+        CASES, smaller_bot, scorers, name="candidate", progress=False, concurrency=1
+    )
+    for run in (base, changed):
+        print(f"{run.name}: {run.summary} -> {run.path}")
+    print()
+    aisys_cli(["eval", "compare", str(base.path), str(changed.path)])
+    print()
+
+
 def main() -> None:
     """Answer three questions twice, stop a runaway loop, and report on the traces."""
     Path("aisys-traces.jsonl").unlink(missing_ok=True)  # this run's traces only
@@ -192,6 +231,8 @@ def main() -> None:
             llm.chat(attack)
         except aisys.GuardError as exc:
             print(f"Q: {attack}\nblocked before sending: {exc}\n")
+    print("== Part 5: evaluation: a small run, a change, and a compare ==\n")
+    evaluate_a_change()
     aisys.flush()
     print(f"Spans written to {settings.jsonl_path.resolve()}\n")
     print("== aisys report (by model) ==\n")

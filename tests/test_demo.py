@@ -25,6 +25,7 @@ def test_demo_runs_offline_and_writes_traces(tmp_path: Path) -> None:
     assert "embed(): 4 vectors" in done.stdout
     assert "stopped after" in done.stdout  # the daily budget ends the runaway loop
     assert "BudgetExceededError" in done.stderr
+    assert "regressions (1): shipping" in done.stdout  # the eval compare finds the change
     assert "aisys report by model" in done.stdout  # the demo ends with its report
     assert "support-2" in done.stdout.split("aisys report by model")[1]
     assert "└─ chat support-2" in done.stderr
@@ -32,12 +33,15 @@ def test_demo_runs_offline_and_writes_traces(tmp_path: Path) -> None:
     assert "cache hit, saved $" in done.stderr  # a repeated question hit the cache
     assert "chat() again: cached=True" in done.stdout
     assert "hit rate" in done.stdout
-    assert done.stderr.count("└─ answer-ticket ") == 3
-    assert done.stderr.count("└─ answer-ticket-llm ") == 3
-    records = [
+    assert done.stderr.count("\n└─ answer-ticket ") == 3  # roots (Part 5 nests them)
+    assert done.stderr.count("\n└─ answer-ticket-llm ") == 3
+    lines = [
         json.loads(line)
         for line in (tmp_path / "aisys-traces.jsonl").read_text().splitlines()
     ]
+    records = [r for r in lines if "event" not in r]  # spans
+    scores = [r for r in lines if r.get("event") == "gen_ai.evaluation.result"]
+    assert len(scores) == 12  # Part 5: 2 runs x 3 cases x 2 scorers, on their traces
     names = {r["name"] for r in records}
     assert {
         "answer-ticket",

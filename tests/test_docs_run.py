@@ -25,6 +25,7 @@ import sys
 import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ from tests.wire_server import Reply, WireServer
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.DOTALL | re.MULTILINE)
-FILE = r"([\w./-]+\.(?:prompty|yaml|yml|json|toml))"
+FILE = r"([\w./-]+\.(?:prompty|yaml|yml|json|jsonl|csv|toml|py))"
 PATH_HEADER = re.compile(rf"#\s*{FILE}\s*")
 PATH_IN_PROSE = re.compile(rf"`{FILE}`.*:\s*$")
 RAISES = re.compile(r"^# (aisys\.\w+Error):", re.MULTILINE)
@@ -144,7 +145,9 @@ def steps(page: Path) -> list[Step]:
             continue
         header = PATH_HEADER.fullmatch(code.partition("\n")[0])
         prose = PATH_IN_PROSE.search(before)
-        if lang == "python":
+        if lang == "python" and prose:  # a module of the app ("`app/bot.py`:")
+            found.append(Step("file", where, code, path=prose.group(1)))
+        elif lang == "python":
             raises = RAISES.search(code)
             found.append(Step("python", where, code, raises=raises and raises.group(1)))
         elif lang == "sh":
@@ -155,7 +158,7 @@ def steps(page: Path) -> list[Step]:
             )
             if commands:
                 found.append(Step("sh", where, commands=commands))
-        elif header or prose:
+        elif (header or prose) and lang != "sh":
             path = (header or prose).group(1)  # type: ignore[union-attr]
             found.append(Step("file", where, code, path=path))
     return found
@@ -199,7 +202,15 @@ def _env(cwd: Path, server: WireServer) -> dict[str, str]:
     return env
 
 
+def _evaluation(body: dict[str, Any]) -> Reply:
+    """evaluation.md: a judge (asked for JSON) gets a verdict; the bot, an answer."""
+    if "response_format" in body:
+        return Reply(text='{"score": 0.8, "explanation": "polite and to the point"}')
+    return Reply(text="Refunds take five working days, back to the original card.")
+
+
 REPLIES = {"security.md": Reply(text='{"number": "A1", "total": 12.5}')}  # the invoice
+ANSWERERS = {"evaluation.md": _evaluation}
 
 
 @pytest.mark.parametrize(
@@ -209,6 +220,7 @@ def test_page_examples_run(page: Path, page_dir: Path, server: WireServer) -> No
     (page_dir / "steps.json").write_text(json.dumps([asdict(s) for s in steps(page)]))
     (page_dir / "runner.py").write_text(RUNNER)
     server.default = REPLIES.get(page.name, Reply())
+    server.answerer = ANSWERERS.get(page.name)
     try:
         done = subprocess.run(
             [sys.executable, "runner.py", "steps.json"],
@@ -220,6 +232,7 @@ def test_page_examples_run(page: Path, page_dir: Path, server: WireServer) -> No
         )
     finally:
         server.default = Reply()
+        server.answerer = None
     assert done.returncode == 0, done.stderr[-4000:]
 
 

@@ -79,6 +79,8 @@ class WireServer:
         """The answer when nothing is scripted."""
         self.chooser: Callable[[], Reply] | None = None
         """Picks each unscripted answer instead of `default` (chaos runs)."""
+        self.answerer: Callable[[dict[str, Any]], Reply] | None = None
+        """Picks each unscripted answer from the request body (wins over `chooser`)."""
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         server = self
@@ -100,6 +102,8 @@ class WireServer:
                     )
                     if server.replies:
                         reply = server.replies.popleft()
+                    elif server.answerer is not None:
+                        reply = server.answerer(body)
                     elif server.chooser is not None:
                         reply = server.chooser()
                     else:

@@ -73,7 +73,7 @@ def _function_wrapper(
                 return stream  # its scope ends when the stream does
         if spec.reads:
             scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
-        if spec.online is not None:  # a sample of answers is scored, off this path
+        if spec.online is not None and spec.online.sampled():  # scored off this path
             spec.online.offer(result, *scope.tel.ids_of(scope.span))
         scope.end()
         return result
@@ -102,7 +102,7 @@ def _coroutine_wrapper(
                 return stream  # its scope ends when the stream does
         if spec.reads:
             scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
-        if spec.online is not None:  # a sample of answers is scored, off this path
+        if spec.online is not None and spec.online.sampled():  # scored off this path
             spec.online.offer(result, *scope.tel.ids_of(scope.span))
         await scope.aend()
         return result

@@ -73,7 +73,7 @@ def deliver(
             "span_id": span_id,
         }
     )
-    if call.online is not None:  # a sample of answers is scored, off this path
+    if call.online is not None and call.online.sampled():  # scored off this path
         call.online.offer(delivered, trace_id, span_id)
     if cached:
         import aisys.pipeline.cache as cache  # loaded: the answer came from it

@@ -239,3 +239,48 @@ def test_structured_output_and_cost_with_the_local_model(base_url: str) -> None:
     )
     assert response.cost.status == "unknown"
     assert response.cost.usd is None
+
+
+def test_a_small_judge_scores_with_the_local_model(
+    base_url: str, tmp_path: Path
+) -> None:
+    """Judge answered by SmolLM2 through aisys.LLM (structured output via llama.cpp's
+    grammar): the run completes and records what it scored. No claim on its quality."""
+    import warnings
+
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "politeness.prompty").write_text(
+        "---\nname: politeness\nmodel: openai:smollm2\n"
+        "inputs:\n  output: {type: string}\n---\n"
+        "system:\nRate the politeness of the answer from 0 to 1. Reply in JSON.\n"
+        "user:\n{{ output }}\n"
+    )
+    aisys.configure(prompts_dir=prompts)
+    dataset = aisys.Dataset(
+        [
+            aisys.Case({"question": "refunds?"}, "polite", "x"),
+            aisys.Case({"question": "refunds!"}, "rude", "x"),
+        ]
+    )
+    answers = {
+        "refunds?": "Thank you for asking! Refunds take five days.",
+        "refunds!": "Read the FAQ yourself.",
+    }
+    judge_llm = aisys.LLM("openai:smollm2", base_url=base_url, timeout=120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", aisys.AisysWarning)
+        run = aisys.evaluate(
+            dataset,
+            lambda question: answers[question],
+            [aisys.scorers.Judge("politeness", llm=judge_llm)],
+            concurrency=1,
+            out_dir=tmp_path,
+            progress=False,
+        )
+    for case in run.cases:
+        print(
+            f"[figures] judge SmolLM2 on {case['id']!r}: {case['scores']['politeness']}"
+        )
+    assert len(run.cases) == 2
+    assert run.summary["politeness"]["n"] + run.summary["politeness"]["errors"] == 2
