@@ -8,6 +8,7 @@ settings and tracer provider. Nothing here does I/O until the first call.
 from __future__ import annotations
 
 import atexit
+import importlib
 import sys
 import threading
 import time
@@ -427,6 +428,7 @@ class Runtime:
         price_as: str | None = None,
         scorers: Sequence[Callable[..., Any]] = (),
         score_sample: float | None = None,
+        review: Any = None,
     ) -> Callable[[F], F]: ...
     def traced_llm(
         self,
@@ -448,6 +450,7 @@ class Runtime:
         price_as: str | None = None,
         scorers: Sequence[Callable[..., Any]] = (),
         score_sample: float | None = None,
+        review: Any = None,
     ) -> F | Callable[[F], F]:
         """Trace a function that calls a model; it returns exactly what it returned.
 
@@ -471,6 +474,8 @@ class Runtime:
         ``price_as="openai"`` prices calls from that provider's table (a gateway
         serving its models). ``scorers=[...]`` score ``score_sample`` (default all) of
         the answers on a background worker, recorded on each call's span.
+        ``review=aisys.Review(...)`` queues calls for a person (guards with
+        ``action="review"``/``"handoff"`` use it, or the default queue).
 
         Added in 0.1.
         """
@@ -490,12 +495,24 @@ class Runtime:
 
             check_retry(owner, retry)
         online = None
+        scoring = None
         if scorers or score_sample is not None:
             from aisys.scoring import OnlineScoring, check_scoring
 
             scoring = check_scoring(owner, scorers, score_sample)
-            if scoring is not None:
-                online = OnlineScoring(*scoring, worker=self.scoring_worker)
+        if review is not None or any(
+            getattr(g, "action", None) in ("review", "handoff") for g in guards
+        ):
+            # The review queue sits above the decorators (it records through the
+            # runtime): it is looked up here, when asked for, not imported.
+            review_for = importlib.import_module("aisys.review.queue").review_for
+            review = review_for(owner, review, guards, scoring is not None)
+            if review.defer is None:
+                review.defer = lambda job: self.scoring_worker().defer(job)
+        if scoring is not None:
+            from aisys.scoring import OnlineScoring
+
+            online = OnlineScoring(*scoring, worker=self.scoring_worker, review=review)
 
         def decorate(func: F) -> F:
             _callable(owner, func)
@@ -509,6 +526,7 @@ class Runtime:
                 prompt=prompt,
                 price_as=price_as,
                 online=online,
+                review=review,
             )
             from aisys.pipeline.budget import budgets_for_function
             from aisys.pipeline.cache import check_cache_for_function

@@ -55,6 +55,7 @@ class Call:
         "finishers",
         "guard_findings",
         "input_messages",
+        "input_name",
         "input_value",
         "kind",
         "name",
@@ -72,10 +73,13 @@ class Call:
         "response",
         "response_id",
         "response_model",
+        "review",
+        "review_reasons",
         "scope",
         "scores",
         "server_address",
         "server_port",
+        "span_id",
         "started_as",
         "started_with",
         "stream_chunks",
@@ -83,6 +87,7 @@ class Call:
         "target",
         "tool_name",
         "top_k",
+        "trace_id",
         "ttft_s",
         "unread",
         "usage",
@@ -155,6 +160,15 @@ class Call:
         self.budget: dict[str, Any] | None = None
         """What the budget step decided: ``name``, ``limit_usd``, ``spent_usd``,
         ``exceeded``, ``downgraded_to``."""
+        self.review: Any = None
+        """The `aisys.Review` a guard's ``review``/``handoff`` queues the call to."""
+        self.review_reasons: list[str] = []
+        """Why guards asked for a review of this call (queued when it ends)."""
+        self.trace_id: str | None = None
+        self.span_id: str | None = None
+        """The call's ids, set only when it may be queued for review."""
+        self.input_name: str | None = None
+        """The name of the argument holding the input (a dataset case's input key)."""
         self.online: Any = None
         """The `aisys.scoring.OnlineScoring` its answer is offered to, if any."""
         self.prompt: tuple[str, str, str] | None = None

@@ -43,6 +43,7 @@ __all__ = [
     "ConfigError",
     "ContextLengthError",
     "GuardError",
+    "HandoffRequired",
     "OutputValidationError",
     "PromptError",
     "ProviderConnectionError",
@@ -99,6 +100,35 @@ class GuardError(AisysError):
         self.guard = guard
         self.action = action
         self.findings = findings
+
+
+class HandoffRequired(GuardError):  # noqa: N818 - DESIGN.md's name: not an error to fix
+    """A guard handed the call to a person: the answer was withheld, an item was queued.
+
+    Tell your user a colleague will answer; the item is in the review queue.
+
+    Attributes:
+        item_id: The review item's id (``aisys review show ITEM_ID``).
+        reason: Why (the guard and what it found, never the text).
+        delivered_chunks: For a stream, how many chunks the caller already had.
+
+    Added in 0.2.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        item_id: int | None = None,
+        reason: str = "",
+        guard: str | None = None,
+        findings: tuple[Any, ...] = (),
+        delivered_chunks: int = 0,
+    ) -> None:
+        super().__init__(message, guard=guard, action="handoff", findings=findings)
+        self.item_id = item_id
+        self.reason = reason
+        self.delivered_chunks = delivered_chunks
 
 
 class OutputValidationError(GuardError):

@@ -88,6 +88,8 @@ class CallScope:
         self.route = route
         """The call's journey over its targets, when it has one (read at the end)."""
         self.span: Span = tel.start(call, context=context, fixed=fixed)
+        if call.review is not None:  # a guard may queue it: the item needs its ids
+            call.trace_id, call.span_id = tel.ids_of(self.span)
         self.started = time.perf_counter()
         self.done = False
         self.metered = False

@@ -98,17 +98,20 @@ def check_scoring(
 class OnlineScoring:
     """The scorers of one `LLM` or decorated function, and the fraction they see."""
 
-    __slots__ = ("_worker", "sample", "scorers")
+    __slots__ = ("_worker", "review", "sample", "scorers")
 
     def __init__(
         self,
         scorers: Sequence[Any],
         sample: float,
         worker: Callable[[], ScoringWorker],
+        review: Any = None,
     ) -> None:
         self.scorers = tuple(scorers)
         self.sample = sample
         self._worker = worker
+        self.review = review
+        """An `aisys.Review` whose ``below`` thresholds queue low-scored calls."""
 
     def sampled(self) -> bool:
         """Whether this call is in the sample: one draw, before anything else is done."""
@@ -119,7 +122,7 @@ class OnlineScoring:
         if trace_id is None:
             return  # no span recorded: nothing to put the score on
         try:
-            self._worker().submit(self.scorers, output, trace_id, span_id)
+            self._worker().submit(self.scorers, output, trace_id, span_id, self.review)
         except Exception:  # scoring never fails the call it scores
             _log.warning("aisys could not queue a call for scoring", exc_info=True)
 
@@ -134,9 +137,7 @@ class ScoringWorker:
     ) -> None:
         self._record = record
         self._max_pending = max_pending
-        self._jobs: collections.deque[tuple[Sequence[Any], Any, str, str | None]] = (
-            collections.deque()
-        )
+        self._jobs: collections.deque[Callable[[], object]] = collections.deque()
         self._busy = 0
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -148,9 +149,33 @@ class ScoringWorker:
         self._warned: set[str] = set()
 
     def submit(
-        self, scorers: Sequence[Any], output: Any, trace_id: str, span_id: str | None
+        self,
+        scorers: Sequence[Any],
+        output: Any,
+        trace_id: str,
+        span_id: str | None,
+        review: Any = None,
     ) -> None:
         """Queue one answer; when the queue is full it is dropped and counted."""
+
+        def job() -> None:
+            scores = [self._score(s, output, trace_id, span_id) for s in scorers]
+            if review is not None and review.below:
+                kept = [s for s in scores if s is not None]
+                reasons = review.low_scores(kept)
+                if reasons:
+                    review.queue.submit(
+                        reason="; ".join(reasons),
+                        output=output,
+                        trace_id=trace_id,
+                        span_id=span_id,
+                        scores={s.name: s.value for s in kept},
+                    )
+
+        self.defer(job)
+
+    def defer(self, job: Callable[[], object]) -> None:
+        """Run ``job`` on the worker, off the caller's path (dropped when full)."""
         with self._condition:
             if self._closed:
                 return
@@ -162,7 +187,7 @@ class ScoringWorker:
                     "unscored (counted) — lower score_sample or make scorers faster",
                 )
                 return
-            self._jobs.append((scorers, output, trace_id, span_id))
+            self._jobs.append(job)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="aisys-scoring", daemon=True
@@ -177,11 +202,12 @@ class ScoringWorker:
                     self._condition.wait()
                 if not self._jobs:
                     return
-                scorers, output, trace_id, span_id = self._jobs.popleft()
+                job = self._jobs.popleft()
                 self._busy += 1
             try:
-                for scorer in scorers:
-                    self._score(scorer, output, trace_id, span_id)
+                job()
+            except Exception:
+                _log.warning("aisys: a background scoring job failed", exc_info=True)
             finally:
                 with self._condition:
                     self._busy -= 1
@@ -189,7 +215,7 @@ class ScoringWorker:
 
     def _score(
         self, scorer: Any, output: Any, trace_id: str, span_id: str | None
-    ) -> None:
+    ) -> Score | None:
         name = name_of(scorer)
         try:
             score = run_scorer(scorer, None, output)
@@ -201,11 +227,12 @@ class ScoringWorker:
                 f"aisys: online scorer {name!r} raised {type(exc).__name__}: {exc}; "
                 "its failures are counted and not said again",
             )
-            return
+            return None
         try:
             self._record(score, trace_id, span_id)
         except Exception:
             _log.warning("aisys could not record an online score", exc_info=True)
+        return score
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -21,6 +21,7 @@ __all__ = ["CaptureContent", "ExporterName", "LogFormat", "Settings"]
 
 ExporterName = Literal["console", "jsonl", "otlp"]
 CaptureContent = Literal["off", "redacted", "full"]
+ReviewContent = Literal["redacted", "full"]
 LogFormat = Literal["json", "console"]
 
 _ENV_PREFIX = "AISYS_"
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     """Extra kinds to redact: ``{"EMPLOYEE_ID": r"E-\\d{6}"}`` (placeholder ``[EMPLOYEE_ID_1]``)."""
     redactor: Any = None
     """A function of the text, run after the built-in detectors (e.g. a PII model)."""
+    review_content: ReviewContent = "redacted"
+    """What review items keep of inputs and outputs: ``redacted`` (secrets and personal
+    data masked) or ``full`` (secrets are masked whatever this says)."""
     capture_max_chars: int = Field(default=8000, gt=0)
     """Longest captured content field; longer ones are cut, keeping valid JSON."""
     cache_dir: Path = Path(".aisys-cache")

@@ -1,4 +1,4 @@
-"""The ``aisys`` command: ``report``, ``prompts …``, ``spool …`` and ``eval …``."""
+"""The ``aisys`` command: ``report``, ``prompts …``, ``spool …``, ``eval …``, ``review …``."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"aisys {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     from aisys.cli import eval as evals
-    from aisys.cli import prompts, report, spool
+    from aisys.cli import prompts, report, review, spool
 
     report.add_parser(commands)
     prompts.add_parser(commands)
     spool.add_parser(commands)
     evals.add_parser(commands)
+    review.add_parser(commands)
     args = parser.parse_args(argv)
     status: int = args.run(args)
     return status

@@ -60,6 +60,7 @@ class Spec:
         "prompt",
         "provider",
         "reads",
+        "review",
         "tool_name",
         "top_k_param",
     )
@@ -77,9 +78,12 @@ class Spec:
         prompt: Any = None,
         price_as: str | None = None,
         online: Any = None,
+        review: Any = None,
     ) -> None:
         self.kind = kind
         self.online = online
+        self.review = review
+        """The `aisys.Review` its calls are queued to (guards, sampling), if any."""
         """The `aisys.scoring.OnlineScoring` a sample of results is offered to."""
         self.reads = kind in ("llm", "retrieval")
         """Whether a result says something (a model's answer, documents); a step's not."""
@@ -162,6 +166,8 @@ class Spec:
         call.prompt = self.prompt
         call.price_as = self.price_as
         call.online = self.online
+        call.review = self.review
+        call.input_name = self.input_param[0] if self.input_param is not None else None
         return call
 
     def input_of(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -75,6 +75,8 @@ def _function_wrapper(
             scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
         if spec.online is not None and spec.online.sampled():  # scored off this path
             spec.online.offer(result, *scope.tel.ids_of(scope.span))
+        if spec.review is not None:  # a guard asked, or the call was drawn
+            spec.review.after_call(scope.call, result)
         scope.end()
         return result
 
@@ -104,6 +106,8 @@ def _coroutine_wrapper(
             scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
         if spec.online is not None and spec.online.sampled():  # scored off this path
             spec.online.offer(result, *scope.tel.ids_of(scope.span))
+        if spec.review is not None:  # a guard asked, or the call was drawn
+            spec.review.after_call(scope.call, result)
         await scope.aend()
         return result
 

@@ -52,6 +52,7 @@ from aisys.pipeline.route import (
 )
 from aisys.providers.base import Provider, Target, normalise_messages
 from aisys.providers.registry import get_provider, parse_model
+from aisys.review.queue import Review, review_for
 from aisys.safety.guards import guards_of
 from aisys.scoring import OnlineScoring, check_scoring
 from aisys.telemetry.spans import fixed_start
@@ -139,6 +140,7 @@ class LLM:
         price_as: str | None = None,
         scorers: Sequence[Callable[..., Any]] = (),
         score_sample: float | None = None,
+        review: Review | None = None,
         transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None = None,
         runtime: Runtime | None = None,
     ) -> None:
@@ -157,8 +159,15 @@ class LLM:
         retry = check_retry("LLM", retry)
         guards = guards_of("LLM", guards)
         scoring = check_scoring("LLM", scorers, score_sample)
+        self.review = review_for("LLM", review, guards, scoring is not None)
+        if self.review is not None and self.review.defer is None:
+            self.review.defer = lambda job: self.runtime.scoring_worker().defer(job)
         self.online: OnlineScoring | None = (
-            OnlineScoring(*scoring, worker=lambda: self.runtime.scoring_worker())
+            OnlineScoring(
+                *scoring,
+                worker=lambda: self.runtime.scoring_worker(),
+                review=self.review,
+            )
             if scoring is not None
             else None
         )
@@ -643,6 +652,8 @@ class LLM:
         call.prompt = self._prompt_facts
         call.price_as = self.price_as
         call.online = self.online
+        call.review = self.review
+        call.input_name = "messages"
         return call
 
     def _finished_embed(

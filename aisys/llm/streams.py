@@ -13,7 +13,12 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from aisys.errors import AisysError, ProviderConnectionError, ProviderError
+from aisys.errors import (
+    AisysError,
+    HandoffRequired,
+    ProviderConnectionError,
+    ProviderError,
+)
 from aisys.llm.answers import deliver, read_answer
 from aisys.llm.attempts import Opened, stream_attempt
 from aisys.pipeline._flow import Flow, adrive, drive
@@ -145,6 +150,8 @@ class _StreamCore:
                 try:
                     changed = check(response.text)  # output guards on the whole answer
                 except AisysError as exc:
+                    if isinstance(exc, HandoffRequired):
+                        exc.delivered_chunks = self._delivered
                     return exc
                 if isinstance(changed, str):  # redacted (delivered chunks are as sent)
                     response = response.model_copy(update={"text": changed})

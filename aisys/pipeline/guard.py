@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from aisys.errors import GuardError
+from aisys.errors import GuardError, HandoffRequired
 from aisys.pipeline._flow import Flow
 from aisys.safety.redact import placeholders
 
@@ -64,6 +64,44 @@ def _blocked(guard: Guard, findings: list[Finding], where: str) -> GuardError:
     )
 
 
+def _reason(guard: Guard, findings: Sequence[Finding], stage: str) -> str:
+    kinds = ", ".join(sorted({_kind(f.kind) for f in findings}))
+    return f"guard {guard.name!r} found {kinds} in the {stage}"
+
+
+def handoff(
+    call: Call,
+    guard: Guard,
+    findings: Sequence[Finding],
+    reason: str,
+    output: str | None,
+    *,
+    streamed: bool = False,
+) -> HandoffRequired:
+    """Queue the call for a person now and say so: the error the caller gets."""
+    review = call.review
+    item_id = None
+    if review is not None:
+        try:
+            item_id = review.guard_item(call, reason, output).id or None
+        except Exception:  # the handoff stands even if the queue failed
+            _log.warning("aisys could not queue a handed-off call", exc_info=True)
+    withheld = (
+        "the answer's chunks were already delivered; its end is withheld"
+        if streamed
+        else "nothing was sent"
+        if output is None
+        else "the answer was withheld"
+    )
+    return HandoffRequired(
+        f"{reason}: handed to a person (review item {item_id}); {withheld}",
+        item_id=item_id,
+        reason=reason,
+        guard=guard.name,
+        findings=tuple(findings),
+    )
+
+
 def guard_input_step(guards: tuple[Guard, ...]) -> Step:
     """The step checking the request's input before anything is sent."""
 
@@ -80,6 +118,11 @@ def guard_input_step(guards: tuple[Guard, ...]) -> Step:
             call.guard_findings.append((guard.name, guard.action, tuple(findings)))
             if guard.action == "block":
                 raise _blocked(guard, findings, "input")
+            if guard.action in ("review", "handoff"):
+                reason = _reason(guard, findings, "input")
+                if guard.action == "handoff":  # nothing is sent; a person answers
+                    raise handoff(call, guard, findings, reason, None)
+                call.review_reasons.append(reason)
             if guard.action == "redact":
                 request = request.with_input(
                     {
@@ -163,6 +206,14 @@ def _check(
             guard.action == "fallback" and not allow_fallback
         ):
             raise _blocked(guard, findings, where)
+        if guard.action in ("review", "handoff"):
+            reason = _reason(guard, findings, "output")
+            if guard.action == "handoff":  # the answer is withheld; a person answers
+                raise handoff(
+                    call, guard, findings, reason, text, streamed=where == "stream"
+                )
+            call.review_reasons.append(reason)
+            continue
         if guard.action == "fallback":
             return ("fallback", _blocked(guard, findings, "answer"))
         if guard.action == "redact":

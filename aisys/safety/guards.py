@@ -13,7 +13,10 @@ Each guard has an ``action``: ``block`` (input: nothing is sent; output: the ans
 withheld) raises `aisys.GuardError`; ``flag`` records the finding on the span and the
 ``aisys.guard.findings`` metric and lets the call go on; ``redact`` replaces what was
 found (before sending / before returning); ``fallback`` (output) asks the next target of
-the chain instead. Findings say which guard, what kind, where (the message or part it
+the chain instead; ``review`` lets the call go on and queues it for a person
+(`aisys.ReviewQueue`); ``handoff`` withholds the answer (input: nothing is sent),
+queues the call, and raises `aisys.HandoffRequired` with the item's id. Findings say
+which guard, what kind, where (the message or part it
 came from, and the character offsets) — never the text that was found.
 """
 
@@ -43,9 +46,9 @@ __all__ = [
     "injection_score",
 ]
 
-Action = Literal["block", "flag", "redact", "fallback"]
+Action = Literal["block", "flag", "redact", "fallback", "review", "handoff"]
 Stage = Literal["input", "output"]
-_ACTIONS = ("block", "flag", "redact", "fallback")
+_ACTIONS = ("block", "flag", "redact", "fallback", "review", "handoff")
 
 
 @dataclass(frozen=True)
