@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench test-integration clean redis-server ssh-keygen
+.PHONY: demo test lint typecheck unit bench test-integration clean redis-server ssh-keygen postgresql
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,7 +27,8 @@ typecheck: $(STAMP)
 	$(PY) -m mypy --strict tests/typing
 
 # Real parts the tests use, installed here (Debian packages) when missing: redis-server
-# for the Redis tests, ssh-keygen (openssh-client) for signed prompt approvals.
+# for the Redis tests, ssh-keygen (openssh-client) for signed prompt approvals,
+# postgresql (a throwaway cluster per test session) for the review store.
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server (apt-get, needs root) for the Redis tests"; \
@@ -44,7 +45,15 @@ ssh-keygen:
 			|| echo "could not install openssh-client: the signing tests will fail"; \
 	}
 
-unit: $(STAMP) redis-server ssh-keygen
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		echo "installing postgresql (apt-get, needs root) for the review store tests"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql) >/dev/null \
+			|| echo "could not install postgresql: its tests will skip (and fail under CI)"; \
+	}
+
+unit: $(STAMP) redis-server ssh-keygen postgresql
 	$(PY) -m pytest -q
 
 test: lint typecheck unit

@@ -86,6 +86,17 @@ class Collector:
             and "name" in record
         ]
 
+    def wait_for(self, found: Any, timeout: float = 20.0) -> Any:
+        """``found()`` once it is not empty (the receiver prints what it got a moment
+        after the exporter's request returned), or its last value after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = found()
+            if value:
+                return value
+            time.sleep(0.05)
+        return found()
+
     def wait_for_spans(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         """The spans once at least ``count`` arrived (or what arrived by ``timeout``)."""
         deadline = time.monotonic() + timeout

@@ -258,3 +258,16 @@ def own_redis_server(workdir: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL on loopback for the session; its URL (see tests/postgres.py)."""
+    from tests.postgres import Cluster
+
+    cluster = Cluster(tmp_path_factory.mktemp("postgres"))
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()

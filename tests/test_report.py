@@ -131,7 +131,7 @@ def test_report_by_model_equals_a_hand_summary(traces: Path) -> None:
     assert set(cheap) == {
         "group", "calls", "errors", "retries", "fallbacks", "cache_hits",
         "guard_findings", "input_tokens", "output_tokens", "cost_usd",
-        "unpriced_calls", "saved_usd", "p50_ms", "p95_ms", "scores",
+        "unpriced_calls", "saved_usd", "p50_ms", "p95_ms", "scores", "reviews", "corrections",
     }  # fmt: skip
     assert cheap["p50_ms"] is not None
     assert cheap["p95_ms"] >= cheap["p50_ms"]

@@ -102,11 +102,13 @@ def test_a_late_score_reaches_a_real_collector_as_a_log_record_with_the_call_ids
         response = _llm().chat("How long do refunds take?")
         aisys.feedback(response, thumbs="down", comment="too vague")
         assert aisys.flush(10.0)
-        (record,) = [
-            r
-            for r in collector.logs()
-            if r.get("eventName") == "gen_ai.evaluation.result"
-        ]
+        (record,) = collector.wait_for(
+            lambda: [
+                r
+                for r in collector.logs()
+                if r.get("eventName") == "gen_ai.evaluation.result"
+            ]
+        )
         aisys.shutdown(5.0)
     assert (record["traceId"], record["spanId"]) == (
         response.trace_id,

@@ -208,7 +208,9 @@ def test_a_full_spool_drops_the_oldest_and_says_so(
     names = _names(collector.wait_for_spans(2))
     assert "ticket-full-11-0" in names  # the newest kept
     assert "ticket-full-0-0" not in names  # the oldest dropped
-    dropped = [m for m in collector.metrics() if m["name"] == "aisys.spool.dropped"]
+    dropped = collector.wait_for(
+        lambda: [m for m in collector.metrics() if m["name"] == "aisys.spool.dropped"]
+    )
     assert dropped  # counted in a metric too, which reached the collector
 
 

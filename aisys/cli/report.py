@@ -43,6 +43,7 @@ after fallbacks and downgrades), so a call is counted under the model that answe
 _ANSWERED_BY = frozenset({"model", "provider"})
 _NOT_MODEL_CALLS = frozenset({"retrieval", "execute_tool"})
 EVALUATION = "gen_ai.evaluation.result"
+REVIEW = "aisys.review.submitted"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -73,6 +74,10 @@ class Row:
     unpriced_calls: int = 0
     saved_usd: Decimal | None = None
     durations_ms: list[float] = field(default_factory=list, repr=False)
+    reviews: int = 0
+    """Calls queued for human review."""
+    corrections: int = 0
+    """Reviewed calls a person corrected."""
     scores: dict[str, list[float]] = field(default_factory=dict)
     """Evaluation name → [sum of values, count] of the scores its calls got."""
 
@@ -126,6 +131,8 @@ class Row:
             "saved_usd": _money(self.saved_usd),
             "p50_ms": _percentile(self.durations_ms, 0.50),
             "p95_ms": _percentile(self.durations_ms, 0.95),
+            "reviews": self.reviews,
+            "corrections": self.corrections,
             "scores": {
                 name: {"mean": round(total / n, 4), "n": int(n)}
                 for name, (total, n) in sorted(self.scores.items())
@@ -175,7 +182,7 @@ def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
                     )
                     continue
                 attrs = span.get("attributes") or {}
-                if span.get("event") == EVALUATION:
+                if span.get("event") in (EVALUATION, REVIEW):
                     yield span
                     continue
                 if "gen_ai.operation.name" not in attrs:
@@ -232,7 +239,7 @@ def summarise(
     groups_by_trace: dict[str, str] = {}
     for span in spans:
         attrs = span.get("attributes") or {}
-        if span.get("event") == EVALUATION:
+        if span.get("event") in (EVALUATION, REVIEW):
             scores.append(span)
             continue
         operation = attrs.get("gen_ai.operation.name")
@@ -273,7 +280,17 @@ def summarise(
         owner = groups_by_span.get(str(result.get("span_id"))) or groups_by_trace.get(
             str(result.get("trace_id"))
         )
-        if owner is not None and isinstance(name, str) and _is_number(value):
+        if owner is None:
+            continue
+        if result.get("event") == REVIEW:
+            rows[owner].reviews += 1
+            continue
+        if (
+            name == "human_review"
+            and attrs.get("gen_ai.evaluation.score.label") == "corrected"
+        ):
+            rows[owner].corrections += 1
+        if isinstance(name, str) and _is_number(value):
             rows[owner].add_score(name, float(value))  # type: ignore[arg-type]
     return sorted(
         rows.values(),
@@ -304,6 +321,8 @@ def total(rows: Sequence[Row]) -> Row:
         whole.input_tokens += row.input_tokens
         whole.output_tokens += row.output_tokens
         whole.unpriced_calls += row.unpriced_calls
+        whole.reviews += row.reviews
+        whole.corrections += row.corrections
         if row.cost_usd is not None:
             whole.cost_usd = (whole.cost_usd or Decimal(0)) + row.cost_usd
         if row.saved_usd is not None:
@@ -334,6 +353,8 @@ def _cells(row: Row) -> list[str]:
         f"{row.cache_hits / row.calls:.0%}" if row.calls else "—",
         _usd(data["saved_usd"]),
         str(row.guard_findings),
+        str(row.reviews),
+        str(row.corrections),
         ", ".join(
             f"{k} {v['mean']:.2f} (n={v['n']})" for k, v in data["scores"].items()
         )
@@ -357,6 +378,8 @@ _HEADINGS = (
     "hit rate",
     "saved",
     "guard findings",
+    "reviews",
+    "corrections",
     "scores",
 )
 
