@@ -261,13 +261,13 @@ def own_redis_server(workdir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """A real PostgreSQL on loopback for the session; its URL (see tests/postgres.py)."""
     from tests.postgres import Cluster
 
-    cluster = Cluster(tmp_path_factory.mktemp("postgres"))
+    cluster = Cluster()
     cluster.start()
     try:
         yield cluster.url
     finally:
-        cluster.stop()
+        cluster.remove()

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def _free_port() -> int:
 class Cluster:
     """``initdb`` once; ``start()``/``stop()`` at will; ``url`` for psycopg."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self) -> None:
         bindir = _bindir()
         if bindir is None:
             message = "PostgreSQL is not installed (make test installs it: apt-get install postgresql)"
@@ -45,7 +46,9 @@ class Cluster:
                 pytest.fail(message)
             pytest.skip(message)
         self.bindir = bindir
-        self.workdir = workdir
+        # Its own folder under /tmp: pytest's are private to root, and the server
+        # (as the postgres user) must reach its data.
+        self.workdir = workdir = Path(tempfile.mkdtemp(prefix="aisys-pg-"))
         self.data = workdir / "data"
         self.port = _free_port()
         self.url = f"postgresql://aisys@127.0.0.1:{self.port}/postgres"
@@ -53,7 +56,9 @@ class Cluster:
         if os.geteuid() == 0:
             shutil.chown(workdir, "postgres")
             self._as = ["runuser", "-u", "postgres", "--"]
-        self._run("initdb", "-D", str(self.data), "-U", "aisys", "--auth=trust", "-E", "UTF8")
+        self._run(
+            "initdb", "-D", str(self.data), "-U", "aisys", "--auth=trust", "-E", "UTF8"
+        )
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run(
@@ -65,7 +70,17 @@ class Cluster:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-w", "-l", str(self.workdir / "log"), "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(self.workdir / "log"),
+            "start",
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -77,3 +92,11 @@ class Cluster:
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop if running, and delete the cluster's folder."""
+        subprocess.run(
+            [*self._as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )  # fmt: skip
+        shutil.rmtree(self.workdir, ignore_errors=True)

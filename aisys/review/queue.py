@@ -202,6 +202,18 @@ class ReviewQueue:
             else:
                 self._pending_path.unlink(missing_ok=True)
 
+    def close(self) -> None:
+        """Close the store's connection (PostgreSQL); the queue reconnects if used again."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> ReviewQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def pending(self) -> int:
         """Items waiting in the local file for the store to answer."""
         if not self._pending_path.exists():

@@ -7,6 +7,7 @@ is refused by the database itself, across processes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -136,15 +137,20 @@ class SqliteStore:
 
 
 class PostgresStore:
-    """PostgreSQL through psycopg 3 (the ``postgres`` extra): for many machines."""
+    """PostgreSQL through psycopg 3 (the ``postgres`` extra): for many machines.
+
+    One connection per store, its statements one at a time (each is a single
+    autocommitted statement); a broken connection is made anew on the next use.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._local = threading.local()
+        self._connection: Any = None
+        self._lock = threading.Lock()
         self._ready = False
 
     def _db(self) -> Any:
-        db = getattr(self._local, "db", None)
+        db = self._connection
         if db is None or db.closed:
             try:
                 import psycopg
@@ -164,32 +170,43 @@ class PostgresStore:
                     "note TEXT, metadata TEXT)"
                 )
                 self._ready = True
-            self._local.db = db
+            self._connection = db
         return db
 
     def _run(self, query: str, params: Any) -> Any:
-        try:
-            return self._db().execute(query, params)
-        except Exception:
-            self._local.db = None  # a broken connection is made anew next time
-            raise
+        with self._lock:
+            try:
+                cursor = self._db().execute(query, params)
+                return _Fetched(
+                    cursor.rowcount, cursor.fetchall() if cursor.description else []
+                )
+            except Exception:
+                self.close()  # a broken connection is made anew next time
+                raise
+
+    def close(self) -> None:
+        """Close the connection (the next use opens a new one)."""
+        db, self._connection = self._connection, None
+        if db is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing to close
+                db.close()
 
     def add(self, item: dict[str, Any]) -> int:
         """Insert an open item; returns its id."""
-        row = self._run(
+        rows = self._run(
             f"INSERT INTO aisys_review_items ({', '.join(FIELDS[1:])}) "  # noqa: S608
             f"VALUES ({', '.join(['%s'] * (len(FIELDS) - 1))}) RETURNING id",
             _values(item),
-        ).fetchone()
-        return int(row[0])
+        ).rows
+        return int(rows[0][0])
 
     def get(self, item_id: int) -> dict[str, Any] | None:
         """One item, or None."""
-        row = self._run(
+        rows = self._run(
             f"SELECT {', '.join(FIELDS)} FROM aisys_review_items WHERE id = %s",  # noqa: S608
             (item_id,),
-        ).fetchone()
-        return None if row is None else _row(row)
+        ).rows
+        return _row(rows[0]) if rows else None
 
     def items(self, status: str | None, limit: int | None) -> list[dict[str, Any]]:
         """Items, oldest first, of one status or all."""
@@ -202,7 +219,7 @@ class PostgresStore:
         if limit is not None:
             query += " LIMIT %s"
             params.append(limit)
-        return [_row(r) for r in self._run(query, params).fetchall()]
+        return [_row(r) for r in self._run(query, params).rows]
 
     def decide(self, item_id: int, fields: dict[str, Any]) -> bool:
         """Decide an open item; False when it was not open."""
@@ -219,6 +236,16 @@ class PostgresStore:
             ),
         )
         return bool(cursor.rowcount == 1)
+
+
+class _Fetched:
+    """A statement's outcome, read while its connection was held."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rowcount: int, rows: list[Any]) -> None:
+        self.rowcount = rowcount
+        self.rows = rows
 
 
 def _values(item: dict[str, Any]) -> tuple[Any, ...]:
