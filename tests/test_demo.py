@@ -25,6 +25,7 @@ def test_demo_runs_offline_and_writes_traces(tmp_path: Path) -> None:
     assert "embed(): 4 vectors" in done.stdout
     assert "stopped after" in done.stdout  # the daily budget ends the runaway loop
     assert "BudgetExceededError" in done.stderr
+    assert "guard 'pii' found" in done.stdout  # the review queue lists the private call
     assert "regressions (1): shipping" in done.stdout  # the eval compare finds the change
     assert "aisys report by model" in done.stdout  # the demo ends with its report
     assert "support-2" in done.stdout.split("aisys report by model")[1]

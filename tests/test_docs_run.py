@@ -209,8 +209,15 @@ def _evaluation(body: dict[str, Any]) -> Reply:
     return Reply(text="Refunds take five working days, back to the original card.")
 
 
+def _review(body: dict[str, Any]) -> Reply:
+    """review.md: a question about a card gets an answer holding a key (a handoff)."""
+    if "4111" in json.dumps(body.get("messages", [])):
+        return Reply(text="Charged, see key sk-proj-abcdef0123456789abcdef0123456789.")
+    return Reply(text="Refunds go back to your card within five working days.")
+
+
 REPLIES = {"security.md": Reply(text='{"number": "A1", "total": 12.5}')}  # the invoice
-ANSWERERS = {"evaluation.md": _evaluation}
+ANSWERERS = {"evaluation.md": _evaluation, "review.md": _review}
 
 
 @pytest.mark.parametrize(
