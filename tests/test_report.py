@@ -131,7 +131,7 @@ def test_report_by_model_equals_a_hand_summary(traces: Path) -> None:
     assert set(cheap) == {
         "group", "calls", "errors", "retries", "fallbacks", "cache_hits",
         "guard_findings", "input_tokens", "output_tokens", "cost_usd",
-        "unpriced_calls", "saved_usd", "p50_ms", "p95_ms", "scores", "reviews", "corrections",
+        "unpriced_calls", "saved_usd", "p50_ms", "p95_ms", "scores", "reviews", "corrections", "refusals",
     }  # fmt: skip
     assert cheap["p50_ms"] is not None
     assert cheap["p95_ms"] >= cheap["p50_ms"]
@@ -243,11 +243,13 @@ def test_lines_that_are_not_span_records_are_skipped_and_said(
     traces: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with traces.open("a") as out:
-        out.write("[1, 2, 3]\n42\n{\"attributes\": \"no\"}\nnot json\n")
+        out.write('[1, 2, 3]\n42\n{"attributes": "no"}\nnot json\n')
     rows = {row["group"]: row for row in _json(str(traces))}
     assert rows["cheap"]["calls"] == 3
     err = capsys.readouterr().err
-    assert err.count("not a span record") == 4
+    assert err.count("not span records") == 1  # said once, counted
+    assert "4 line(s) are not span records" in err
+    assert "traces.jsonl:15" in err  # where the first one is
 
 
 def test_an_empty_selection_says_so(
@@ -266,3 +268,48 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"aisys {aisys.__version__}"
+
+
+def test_segments_by_tag_and_metadata_and_files_as_globs_or_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    traces = tmp_path / "traces" / "a.jsonl"
+    aisys.configure(exporters=["jsonl"], jsonl_path=traces)
+
+    @aisys.traced_llm(model="gpt-4o-mini")
+    def answer(question: str) -> str:
+        return "Five days."
+
+    for tags, segment in ((["vip", "eu"], "gold"), (["eu"], "free"), ([], "free")):
+        with aisys.trace("ticket", tags=tags, metadata={"segment": segment}):
+            answer("q")
+    aisys.flush()
+    by_tag = {
+        r["group"]: r["calls"]
+        for r in _json(str(tmp_path / "traces"), "--group-by", "tag")
+    }
+    assert by_tag == {
+        "eu": 2,
+        "vip": 1,
+        "(none)": 1,
+    }  # a call with two tags counts in both
+    by_segment = {
+        r["group"]: r["calls"]
+        for r in _json(
+            str(tmp_path / "traces" / "*.jsonl"), "--group-by", "metadata.segment"
+        )
+    }
+    assert by_segment == {"free": 2, "gold": 1}
+
+
+def test_an_unknown_group_key_names_the_valid_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    traces = tmp_path / "t.jsonl"
+    traces.write_text("")
+    assert main(["report", str(traces), "--group-by", "segment"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--group-by takes one of model, provider, prompt, user, operation, day, tag, metadata.KEY"
+        in err
+    )

@@ -74,6 +74,9 @@ class Row:
     unpriced_calls: int = 0
     saved_usd: Decimal | None = None
     durations_ms: list[float] = field(default_factory=list, repr=False)
+    refusals: int = 0
+    """Calls the model refused: a ``refusal`` score labelled ``refused``, or a
+    ``content_filter`` finish."""
     reviews: int = 0
     """Calls queued for human review."""
     corrections: int = 0
@@ -97,6 +100,8 @@ class Row:
         self.fallbacks += moved > 0
         self.cache_hits += attrs.get("aisys.cache.hit") is True
         self.guard_findings += bool(attrs.get("aisys.guard.findings"))
+        finishes = attrs.get("gen_ai.response.finish_reasons") or ()
+        self.refusals += "content_filter" in finishes
         self.input_tokens += int(attrs.get("gen_ai.usage.input_tokens", 0) or 0)
         self.output_tokens += int(attrs.get("gen_ai.usage.output_tokens", 0) or 0)
         cost = attrs.get("aisys.cost.usd")
@@ -131,6 +136,7 @@ class Row:
             "saved_usd": _money(self.saved_usd),
             "p50_ms": _percentile(self.durations_ms, 0.50),
             "p95_ms": _percentile(self.durations_ms, 0.95),
+            "refusals": self.refusals,
             "reviews": self.reviews,
             "corrections": self.corrections,
             "scores": {
@@ -160,10 +166,14 @@ def _percentile(values: list[float], q: float) -> float | None:
 def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
     """The logical call spans in JSONL files, billed attempts and evaluation results.
 
-    Evaluation results are the ``"event": "gen_ai.evaluation.result"`` lines. Attempt children are left out (a call is counted once) unless a failed attempt
-    was billed (``aisys.attempt.cost.usd``): its cost belongs to its own model.
-    Traces and other spans are left out.
+    Evaluation results are the ``"event": "gen_ai.evaluation.result"`` lines. Attempt
+    children are left out (a call is counted once) unless a failed attempt was billed
+    (``aisys.attempt.cost.usd``): its cost belongs to its own model. Traces and other
+    spans are left out. Lines that are not span records are skipped, counted, and said
+    once on stderr (with the first one's place).
     """
+    skipped = 0
+    first = ""
     for path in paths:
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, 1):
@@ -176,10 +186,8 @@ def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
                 if not isinstance(span, dict) or not isinstance(
                     span.get("attributes") or {}, dict
                 ):
-                    print(
-                        f"{path}:{number}: not a span record (a JSON object), skipped",
-                        file=sys.stderr,
-                    )
+                    skipped += 1
+                    first = first or f"{path}:{number}"
                     continue
                 attrs = span.get("attributes") or {}
                 if span.get("event") in (EVALUATION, REVIEW):
@@ -193,6 +201,12 @@ def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
                 ):
                     continue  # one child per attempt: the call is counted once
                 yield span
+    if skipped:
+        print(
+            f"aisys report: {skipped} line(s) are not span records (JSON objects) and "
+            f"were skipped; the first is {first}",
+            file=sys.stderr,
+        )
 
 
 def _group_of(span: dict[str, Any], by: str) -> str:
@@ -214,6 +228,29 @@ def _group_of(span: dict[str, Any], by: str) -> str:
         if value not in (None, ""):
             return str(value)
     return "(none)"
+
+
+def _segments_of(attrs: dict[str, Any], by: str) -> list[str]:
+    """A call's segments: its trace tags, or the value of one metadata key."""
+    if by == "tag":
+        tags = attrs.get("aisys.tags") or ()
+        if isinstance(tags, list | tuple) and tags:
+            return [str(t) for t in tags]
+        return ["(none)"]
+    value = attrs.get("aisys." + by)
+    return [str(value)] if value not in (None, "") else ["(none)"]
+
+
+def check_group(by: str) -> str | None:
+    """Why ``--group-by`` cannot take ``by`` (naming the valid keys), or None."""
+    if (
+        by in GROUPS
+        or by in ("day", "tag")
+        or (by.startswith("metadata.") and len(by) > 9)
+    ):
+        return None
+    valid = ", ".join([*GROUPS, "day", "tag", "metadata.KEY"])
+    return f"--group-by takes one of {valid}; got {by!r}"
 
 
 def summarise(
@@ -247,6 +284,15 @@ def summarise(
             continue  # retrieval and tool spans have no model: see --group-by operation
         start = int(span.get("start_time_unix_nano") or 0)
         if cutoff is not None and start < cutoff:
+            continue
+        if by == "tag" or by.startswith("metadata."):
+            end = int(span.get("end_time_unix_nano") or start)
+            failed = (span.get("status") or {}).get("code") == "ERROR"
+            segments = _segments_of(attrs, by)
+            for segment in segments:  # a call with two tags counts in both
+                row_of(segment).add(attrs, failed, (end - start) / 1e6)
+            groups_by_span[str(span.get("span_id"))] = segments[0]
+            groups_by_trace.setdefault(str(span.get("trace_id")), segments[0])
             continue
         group = _group_of(span, by)
         if "aisys.attempt.number" in attrs:  # a billed attempt (see read_calls)
@@ -285,11 +331,11 @@ def summarise(
         if result.get("event") == REVIEW:
             rows[owner].reviews += 1
             continue
-        if (
-            name == "human_review"
-            and attrs.get("gen_ai.evaluation.score.label") == "corrected"
-        ):
+        label = attrs.get("gen_ai.evaluation.score.label")
+        if name == "human_review" and label == "corrected":
             rows[owner].corrections += 1
+        if name == "refusal" and label == "refused":
+            rows[owner].refusals += 1
         if isinstance(name, str) and _is_number(value):
             rows[owner].add_score(name, float(value))  # type: ignore[arg-type]
     return sorted(
@@ -322,6 +368,7 @@ def total(rows: Sequence[Row]) -> Row:
         whole.output_tokens += row.output_tokens
         whole.unpriced_calls += row.unpriced_calls
         whole.reviews += row.reviews
+        whole.refusals += row.refusals
         whole.corrections += row.corrections
         if row.cost_usd is not None:
             whole.cost_usd = (whole.cost_usd or Decimal(0)) + row.cost_usd
@@ -353,6 +400,7 @@ def _cells(row: Row) -> list[str]:
         f"{row.cache_hits / row.calls:.0%}" if row.calls else "—",
         _usd(data["saved_usd"]),
         str(row.guard_findings),
+        str(row.refusals),
         str(row.reviews),
         str(row.corrections),
         ", ".join(
@@ -378,6 +426,7 @@ _HEADINGS = (
     "hit rate",
     "saved",
     "guard findings",
+    "refusals",
     "reviews",
     "corrections",
     "scores",
@@ -450,7 +499,10 @@ def add_parser(commands: Any) -> None:
         help="JSONL trace files (default: the jsonl_path setting)",
     )
     parser.add_argument(
-        "--group-by", choices=[*GROUPS, "day"], default="model", help="default: model"
+        "--group-by",
+        default="model",
+        help="model (default), provider, prompt, user, operation, day, tag, or "
+        "metadata.KEY (a key of aisys.trace(metadata=...))",
     )
     parser.add_argument("--since", help="only calls that started within, e.g. 24h, 7d")
     parser.add_argument(
@@ -459,14 +511,39 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def expand_files(given: Sequence[Path]) -> list[Path]:
+    """Files as given; a directory stands for its ``*.jsonl`` files (recursively).
+
+    A glob (``traces/*.jsonl``, quoted from the shell) stands for its matches.
+    """
+    files: list[Path] = []
+    for path in given:
+        text = str(path)
+        if path.is_dir():
+            files.extend(sorted(path.rglob("*.jsonl")))
+        elif any(c in text for c in "*?[") and not path.exists():
+            import glob
+
+            files.extend(Path(p) for p in sorted(glob.glob(text, recursive=True)))
+        else:
+            files.append(path)
+    return files
+
+
 def run(args: Any) -> int:
     """``aisys report``: print the summary; exit 2 on a bad argument or missing file."""
-    files: list[Path] = list(args.files)
-    if not files:
+    problem = check_group(args.group_by)
+    if problem is not None:
+        print(f"aisys report: {problem}", file=sys.stderr)
+        return 2
+    files = expand_files(args.files)
+    if not args.files:
         import aisys
 
         files = [aisys._DEFAULT.settings.jsonl_path]
     missing = [str(path) for path in files if not path.is_file()]
+    if args.files and not files:
+        missing = [str(path) for path in args.files]
     if missing:
         print(
             f"aisys report: no such trace file: {', '.join(missing)} (write traces "
