@@ -11,7 +11,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet -e ".[otel,redis,evals,postgres]" --group dev
+	$(PY) -m pip install --quiet -e ".[otel,redis,evals,postgres,report]" --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -508,6 +508,19 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--format", choices=["table", "json", "csv"], default="table", dest="fmt"
     )
+    parser.add_argument(
+        "--drift", action="store_true", help="compare the last window with a baseline"
+    )
+    parser.add_argument("--window", default="1d", help="the recent period (default 1d)")
+    parser.add_argument(
+        "--baseline", default="7d", help="the period before it (default 7d)"
+    )
+    parser.add_argument(
+        "--fail-on-drift", action="store_true", help="exit 1 when a row drifts"
+    )
+    parser.add_argument(
+        "--html", type=Path, default=None, help="also write a self-contained page"
+    )
     parser.set_defaults(run=run)
 
 
@@ -556,7 +569,86 @@ def run(args: Any) -> int:
     except ValueError as exc:
         print(f"aisys report: {exc}", file=sys.stderr)
         return 2
-    rows = summarise(read_calls(files), args.group_by, since)
+    try:
+        window = parse_duration(args.window)
+        baseline = parse_duration(args.baseline)
+    except ValueError as exc:
+        print(
+            f"aisys report: {str(exc).replace('--since', '--window/--baseline')}",
+            file=sys.stderr,
+        )
+        return 2
+    if not (args.drift or args.html):
+        rows = summarise(read_calls(files), args.group_by, since)
+        return _print_rows(rows, args, files)
+    spans = list(read_calls(files))
+    rows = summarise(spans, args.group_by, since)
+    drifts = None
+    if args.drift:
+        from aisys.cli.drift import calls_of, drift_rows
+
+        calls = calls_of(spans, lambda span: groups_of(span, args.group_by))
+        drifts = drift_rows(calls, window, baseline)
+    if args.html:
+        from aisys.cli.html import write_page
+
+        write_page(args.html, rows, spans, args.group_by, drifts, since)
+        print(f"aisys report: wrote {args.html}", file=sys.stderr)
+    if drifts is not None:
+        if args.fmt == "json":
+            sys.stdout.write(json.dumps(drifts, indent=2) + "\n")
+        else:
+            sys.stdout.write(_drift_table(drifts))
+        if args.fail_on_drift and any(row["drift"] for row in drifts):
+            print("aisys report: drift found (--fail-on-drift)", file=sys.stderr)
+            return 1
+        return 0
+    return _print_rows(rows, args, files)
+
+
+def groups_of(span: dict[str, Any], by: str) -> list[str]:
+    """The groups a call counts in (two tags: two groups)."""
+    attrs = span.get("attributes") or {}
+    if by == "tag" or by.startswith("metadata."):
+        return _segments_of(attrs, by)
+    return [_group_of(span, by)]
+
+
+def _drift_table(rows: list[dict[str, Any]]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="aisys report --drift")
+    headings = (
+        "group",
+        "signal",
+        "baseline n",
+        "window n",
+        "baseline",
+        "window",
+        "PSI",
+        "KS p",
+        "drift",
+    )
+    for heading in headings:
+        table.add_column(
+            heading, justify="left" if heading in ("group", "signal") else "right"
+        )
+    for row in rows:
+        table.add_row(
+            row["group"], row["signal"], str(row["baseline_n"]), str(row["window_n"]),
+            f"{row['baseline_mean']:.4g}", f"{row['window_mean']:.4g}",
+            f"{row['psi']:.3f}", f"{row['ks_p']:.3g}", "DRIFT" if row["drift"] else "—",
+        )  # fmt: skip
+    if not rows:
+        return "aisys report: no group has calls on both sides of the window\n"
+    out = io.StringIO()
+    width = shutil.get_terminal_size((120, 24)).columns
+    Console(file=out, width=width, color_system=None).print(table)
+    return out.getvalue()
+
+
+def _print_rows(rows: list[Row], args: Any, files: list[Path]) -> int:
     if not rows:
         within = f" in the last {args.since}" if args.since else ""
         print(
