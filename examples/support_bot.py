@@ -13,7 +13,8 @@ before it is sent, and the private question queued for human review (`aisys revi
 list`); Part 5 evaluates the bot on three cases, then a change to it, and
 compares the two runs (the change regresses on the shipping case). The
 console exporter prints one tree per trace on stderr (with each call's cost), every
-span goes to aisys-traces.jsonl, and the demo ends with `aisys report` over that file.
+span goes to aisys-traces.jsonl, and the demo ends with `aisys report` over that file,
+also written as a self-contained page (aisys-report.html).
 
 The scripted models have no public price, so the demo registers one (what
 gpt-4o-mini costs) with `aisys.register_price`.
@@ -254,6 +255,9 @@ def main() -> None:
     print(f"Spans written to {settings.jsonl_path.resolve()}\n")
     print("== aisys report (by model) ==\n")
     aisys_cli(["report", str(settings.jsonl_path)])
+    print("\n== the same as one page: aisys report --html ==\n")
+    aisys_cli(["report", str(settings.jsonl_path), "--html", "aisys-report.html"])
+    print(f"open {Path('aisys-report.html').resolve()} in a browser (it works offline)")
 
 
 if __name__ == "__main__":

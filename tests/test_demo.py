@@ -28,6 +28,8 @@ def test_demo_runs_offline_and_writes_traces(tmp_path: Path) -> None:
     assert "guard 'pii' found" in done.stdout  # the review queue lists the private call
     assert "regressions (1): shipping" in done.stdout  # the eval compare finds the change
     assert "aisys report by model" in done.stdout  # the demo ends with its report
+    page = (tmp_path / "aisys-report.html").read_text()
+    assert 'id="aisys-report"' in page  # and writes it as one page
     assert "support-2" in done.stdout.split("aisys report by model")[1]
     assert "└─ chat support-2" in done.stderr
     assert "$0.0000" in done.stderr  # cost per call in the console tree

@@ -10,13 +10,23 @@ extra and are imported only here.
 
 from __future__ import annotations
 
+import math
 import time
+from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MIN_N", "PSI_LIMIT", "P_LIMIT", "Call", "calls_of", "drift_rows"]
+__all__ = [
+    "MIN_N",
+    "PSI_LIMIT",
+    "P_LIMIT",
+    "Call",
+    "Collector",
+    "calls_of",
+    "drift_rows",
+]
 
 MIN_N = 30
 PSI_LIMIT = 0.2
@@ -25,69 +35,123 @@ _EPSILON = 1e-4
 _NOT_DRIFT = frozenset({"cache_hit"})  # charted by the HTML page, not a drift signal
 
 
-@dataclass
+SIGNALS = (
+    "error_rate",
+    "fallback_rate",
+    "latency_ms",
+    "input_tokens",
+    "refusal_rate",
+    "cache_hit",
+    "cost_per_call",
+)
+"""A call's fixed signals, in the order `Call.signals` holds them (NaN: not known)."""
+ERROR, FALLBACK, LATENCY, TOKENS, REFUSAL, CACHE_HIT, COST = range(len(SIGNALS))
+
+
+@dataclass(slots=True)
 class Call:
-    """One logical call's signals, as the report reads them."""
+    """One logical call's signals, kept small: a million of them fit in memory."""
 
     start_s: float
     groups: list[str]
-    values: dict[str, float] = field(default_factory=dict)
+    signals: array[float]
+    scores: dict[str, float] | None = None
+
+    def items(self) -> Iterator[tuple[str, float]]:
+        """(signal, value) pairs: the known fixed ones, then ``score:NAME`` ones."""
+        for name, value in zip(SIGNALS, self.signals, strict=True):
+            if value == value:  # not NaN
+                yield name, value
+        if self.scores:
+            yield from self.scores.items()
+
+
+class Collector:
+    """Reads each call's signals as the spans stream by, keeping only numbers."""
+
+    def __init__(self, groups_of: Callable[[dict[str, Any]], list[str]]) -> None:
+        self.groups_of = groups_of
+        self.calls: list[Call] = []
+        self._by_span: dict[int, Call] = {}  # ids as ints: half the memory of hex
+        self._by_trace: dict[int, Call] = {}
+        self._results: list[tuple[int, int, Any, Any, Any]] = []
+
+    def add(self, span: dict[str, Any]) -> None:
+        """One record of `read_calls`: a call span, a billed attempt, or a result."""
+        attrs = span.get("attributes") or {}
+        if "event" in span:
+            self._results.append(
+                (
+                    _id(span.get("span_id")),
+                    _id(span.get("trace_id")),
+                    attrs.get("gen_ai.evaluation.name"),
+                    attrs.get("gen_ai.evaluation.score.value"),
+                    attrs.get("gen_ai.evaluation.score.label"),
+                )
+            )
+            return
+        if "aisys.attempt.number" in attrs or attrs.get("gen_ai.operation.name") in (
+            "retrieval",
+            "execute_tool",
+        ):
+            return
+        start = int(span.get("start_time_unix_nano") or 0)
+        end = int(span.get("end_time_unix_nano") or start)
+        cost = attrs.get("aisys.cost.usd")
+        signals = array(
+            "d",
+            (
+                float((span.get("status") or {}).get("code") == "ERROR"),
+                float(int(attrs.get("aisys.fallback.index", 0) or 0) > 0),
+                (end - start) / 1e6,
+                float(attrs.get("gen_ai.usage.input_tokens", 0) or 0),
+                float(
+                    "content_filter"
+                    in (attrs.get("gen_ai.response.finish_reasons") or ())
+                ),
+                float(attrs.get("aisys.cache.hit") is True),
+                math.nan if cost is None else float(cost),
+            ),
+        )
+        call = Call(start / 1e9, self.groups_of(span), signals)
+        self.calls.append(call)
+        self._by_span[_id(span.get("span_id"))] = call
+        self._by_trace.setdefault(_id(span.get("trace_id")), call)
+
+    def finish(self) -> list[Call]:
+        """The calls, with the scores that arrived (before or after them) joined on."""
+        for span_id, trace_id, name, value, label in self._results:
+            owner = self._by_span.get(span_id) or self._by_trace.get(trace_id)
+            if owner is None or not isinstance(name, str):
+                continue
+            if name == "refusal" and label == "refused":
+                owner.signals[REFUSAL] = 1.0
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                if owner.scores is None:
+                    owner.scores = {}
+                owner.scores[f"score:{name}"] = float(value)
+        self._results.clear()
+        self._by_span.clear()
+        self._by_trace.clear()
+        return self.calls
+
+
+def _id(value: Any) -> int:
+    """A hex id as an int (-1 for none or a malformed one, which joins nothing)."""
+    try:
+        return int(value, 16)
+    except (TypeError, ValueError):
+        return -1
 
 
 def calls_of(
     spans: Iterable[dict[str, Any]], groups_of: Callable[[dict[str, Any]], list[str]]
 ) -> list[Call]:
     """Each call's signals (scores joined to it by span, else by trace)."""
-    calls: list[Call] = []
-    by_span: dict[str, Call] = {}
-    by_trace: dict[str, Call] = {}
-    results: list[dict[str, Any]] = []
+    collector = Collector(groups_of)
     for span in spans:
-        attrs = span.get("attributes") or {}
-        if "event" in span:
-            results.append(span)
-            continue
-        if "aisys.attempt.number" in attrs or attrs.get("gen_ai.operation.name") in (
-            "retrieval",
-            "execute_tool",
-        ):
-            continue
-        start = int(span.get("start_time_unix_nano") or 0)
-        end = int(span.get("end_time_unix_nano") or start)
-        cost = attrs.get("aisys.cost.usd")
-        values = {
-            "error_rate": float((span.get("status") or {}).get("code") == "ERROR"),
-            "fallback_rate": float(int(attrs.get("aisys.fallback.index", 0) or 0) > 0),
-            "latency_ms": (end - start) / 1e6,
-            "input_tokens": float(attrs.get("gen_ai.usage.input_tokens", 0) or 0),
-            "refusal_rate": float(
-                "content_filter" in (attrs.get("gen_ai.response.finish_reasons") or ())
-            ),
-        }
-        if cost is not None:
-            values["cost_per_call"] = float(cost)
-        values["cache_hit"] = float(attrs.get("aisys.cache.hit") is True)
-        call = Call(start / 1e9, groups_of(span), values)
-        calls.append(call)
-        by_span[str(span.get("span_id"))] = call
-        by_trace.setdefault(str(span.get("trace_id")), call)
-    for result in results:
-        attrs = result.get("attributes") or {}
-        owner = by_span.get(str(result.get("span_id"))) or by_trace.get(
-            str(result.get("trace_id"))
-        )
-        name = attrs.get("gen_ai.evaluation.name")
-        value = attrs.get("gen_ai.evaluation.score.value")
-        if owner is None or not isinstance(name, str):
-            continue
-        if (
-            name == "refusal"
-            and attrs.get("gen_ai.evaluation.score.label") == "refused"
-        ):
-            owner.values["refusal_rate"] = 1.0
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            owner.values[f"score:{name}"] = float(value)
-    return calls
+        collector.add(span)
+    return collector.finish()
 
 
 def _psi(baseline: Any, window: Any) -> float:
@@ -143,7 +207,7 @@ def drift_rows(
             continue
         side = 0 if call.start_s < split else 1
         for group in call.groups:
-            for signal, value in call.values.items():
+            for signal, value in call.items():
                 if signal not in _NOT_DRIFT:
                     sides[(group, signal)][side].append(value)
     rows = []

@@ -13,7 +13,7 @@ import html
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,14 +31,9 @@ _METRICS: tuple[tuple[str, str], ...] = (
 
 
 def _series(
-    spans: Sequence[dict[str, Any]],
-    groups_of: Callable[[dict[str, Any]], list[str]],
-    since_s: float | None,
+    calls: Sequence[Any], since_s: float | None
 ) -> tuple[list[str], dict[str, dict[str, dict[str, float | None]]]]:
     """Buckets (days or hours) and, per metric and group, a value per bucket."""
-    from aisys.cli.drift import calls_of
-
-    calls = calls_of(spans, groups_of)
     if since_s is not None:
         cutoff = datetime.now(UTC).timestamp() - since_s
         calls = [c for c in calls if c.start_s >= cutoff]
@@ -53,7 +48,7 @@ def _series(
             cells[(group, bucket)].append(call)
     buckets = sorted({b for _, b in cells})
     groups = sorted({g for g, _ in cells})
-    scores = sorted({k for c in calls for k in c.values if k.startswith("score:")})
+    scores = sorted({k for c in calls if c.scores for k in c.scores})
     series: dict[str, dict[str, dict[str, float | None]]] = defaultdict(dict)
     for group in groups:
         for metric, _ in _METRICS + tuple((s, s) for s in scores):
@@ -65,25 +60,26 @@ def _series(
 
 
 def _value(metric: str, calls: list[Any]) -> float | None:
+    from aisys.cli.drift import CACHE_HIT, COST, ERROR, FALLBACK, LATENCY
+
     if not calls:
         return None
-    values: list[dict[str, float]] = [c.values for c in calls]
     if metric == "calls":
         return float(len(calls))
     if metric == "cost_usd":
-        costs = [v["cost_per_call"] for v in values if "cost_per_call" in v]
+        costs = [c.signals[COST] for c in calls if c.signals[COST] == c.signals[COST]]
         return round(float(sum(costs)), 9) if costs else None
     if metric == "p95_ms":
-        ordered = sorted(v["latency_ms"] for v in values)
+        ordered = sorted(c.signals[LATENCY] for c in calls)
         return round(float(ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]), 1)
     if metric == "errors":
-        return float(sum(v["error_rate"] for v in values))
+        return float(sum(c.signals[ERROR] for c in calls))
     if metric == "fallbacks":
-        return float(sum(v["fallback_rate"] for v in values))
+        return float(sum(c.signals[FALLBACK] for c in calls))
     if metric == "cache_hit_rate":
-        return round(sum(v.get("cache_hit", 0.0) for v in values) / len(values), 4)
-    scored = [v[metric] for v in values if metric in v]
-    return round(sum(scored) / len(scored), 4) if scored else None
+        return round(float(sum(c.signals[CACHE_HIT] for c in calls)) / len(calls), 4)
+    scored = [c.scores[metric] for c in calls if c.scores and metric in c.scores]
+    return round(float(sum(scored)) / len(scored), 4) if scored else None
 
 
 def _figure(title: str, buckets: list[str], by_group: dict[str, dict[str, Any]]) -> str:
@@ -182,7 +178,7 @@ tr.drift td { background: #fde8e8; }
 def write_page(
     path: Path,
     rows: Sequence[Any],
-    spans: Sequence[dict[str, Any]],
+    calls: Sequence[Any],
     by: str,
     drifts: list[dict[str, Any]] | None,
     since_s: float | None,
@@ -190,10 +186,10 @@ def write_page(
     """Write the page (one file, everything inline)."""
     from plotly.offline import get_plotlyjs
 
-    from aisys.cli.report import groups_of, total
+    from aisys.cli.report import total
 
     whole = total(rows)
-    buckets, series = _series(spans, lambda s: groups_of(s, by), since_s)
+    buckets, series = _series(calls, since_s)
     names = dict(_METRICS)
     charts = "".join(
         _figure(

@@ -10,6 +10,7 @@ apart (``unpriced_calls``), never as $0.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import math
@@ -17,7 +18,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -174,13 +175,14 @@ def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
     """
     skipped = 0
     first = ""
+    loads = _json_loads()
     for path in paths:
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, 1):
                 if not line.strip():
                     continue
                 try:
-                    span = json.loads(line)
+                    span = loads(line)
                 except ValueError:
                     span = None
                 if not isinstance(span, dict) or not isinstance(
@@ -207,6 +209,15 @@ def read_calls(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
             f"were skipped; the first is {first}",
             file=sys.stderr,
         )
+
+
+def _json_loads() -> Callable[[str], Any]:
+    """Orjson's parser when installed (the ``report`` extra: 3x the stdlib's), else json's."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
 
 
 def _group_of(span: dict[str, Any], by: str) -> str:
@@ -545,6 +556,14 @@ def expand_files(given: Sequence[Path]) -> list[Path]:
 
 def run(args: Any) -> int:
     """``aisys report``: print the summary; exit 2 on a bad argument or missing file."""
+    gc.disable()  # a short-lived command building millions of acyclic records
+    try:
+        return _report(args)
+    finally:
+        gc.enable()
+
+
+def _report(args: Any) -> int:
     problem = check_group(args.group_by)
     if problem is not None:
         print(f"aisys report: {problem}", file=sys.stderr)
@@ -581,18 +600,24 @@ def run(args: Any) -> int:
     if not (args.drift or args.html):
         rows = summarise(read_calls(files), args.group_by, since)
         return _print_rows(rows, args, files)
-    spans = list(read_calls(files))
-    rows = summarise(spans, args.group_by, since)
-    drifts = None
-    if args.drift:
-        from aisys.cli.drift import calls_of, drift_rows
+    from aisys.cli.drift import Collector, drift_rows
 
-        calls = calls_of(spans, lambda span: groups_of(span, args.group_by))
-        drifts = drift_rows(calls, window, baseline)
+    collector = Collector(lambda span: groups_of(span, args.group_by))
+
+    def collected() -> Iterator[
+        dict[str, Any]
+    ]:  # one pass feeds the rows and the calls
+        for span in read_calls(files):
+            collector.add(span)
+            yield span
+
+    rows = summarise(collected(), args.group_by, since)
+    calls = collector.finish()
+    drifts = drift_rows(calls, window, baseline) if args.drift else None
     if args.html:
         from aisys.cli.html import write_page
 
-        write_page(args.html, rows, spans, args.group_by, drifts, since)
+        write_page(args.html, rows, calls, args.group_by, drifts, since)
         print(f"aisys report: wrote {args.html}", file=sys.stderr)
     if drifts is not None:
         if args.fmt == "json":
