@@ -60,7 +60,85 @@ def _row(values: Any) -> dict[str, Any]:
     return item
 
 
-class SqliteStore:
+def _schema(table: str, serial: str, real: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        f"id {serial}, created {real} NOT NULL, "
+        "status TEXT NOT NULL, reason TEXT, trace_id TEXT, span_id TEXT, "
+        "prompt TEXT, model TEXT, input TEXT, output TEXT, scores TEXT, "
+        f"decided_by TEXT, decided_at {real}, correction TEXT, note TEXT, metadata TEXT)"
+    )
+
+
+class _Fetched:
+    """A statement's outcome, read while its connection was held."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rowcount: int, rows: list[Any]) -> None:
+        self.rowcount = rowcount
+        self.rows = rows
+
+
+class _SqlStore:
+    """The queue's statements, once; a backend gives its table, marker and connection."""
+
+    table = "review_items"
+    mark = "?"
+
+    def _run(self, query: str, params: Any) -> _Fetched:
+        raise NotImplementedError
+
+    def add(self, item: dict[str, Any]) -> int:
+        """Insert an open item; returns its id."""
+        marks = ", ".join([self.mark] * (len(FIELDS) - 1))
+        rows = self._run(
+            f"INSERT INTO {self.table} ({', '.join(FIELDS[1:])}) "  # noqa: S608 - fixed names
+            f"VALUES ({marks}) RETURNING id",
+            _values(item),
+        ).rows
+        return int(rows[0][0])
+
+    def get(self, item_id: int) -> dict[str, Any] | None:
+        """One item, or None."""
+        rows = self._run(
+            f"SELECT {', '.join(FIELDS)} FROM {self.table} WHERE id = {self.mark}",  # noqa: S608
+            (item_id,),
+        ).rows
+        return _row(rows[0]) if rows else None
+
+    def items(self, status: str | None, limit: int | None) -> list[dict[str, Any]]:
+        """Items, oldest first, of one status or all."""
+        query = f"SELECT {', '.join(FIELDS)} FROM {self.table}"  # noqa: S608
+        params: list[Any] = []
+        if status is not None:
+            query += f" WHERE status = {self.mark}"
+            params.append(status)
+        query += " ORDER BY id"
+        if limit is not None:
+            query += f" LIMIT {self.mark}"
+            params.append(limit)
+        return [_row(r) for r in self._run(query, params).rows]
+
+    def decide(self, item_id: int, fields: dict[str, Any]) -> bool:
+        """Decide an open item; False when it was not open (the database decides)."""
+        m = self.mark
+        done = self._run(
+            f"UPDATE {self.table} SET status = {m}, decided_by = {m}, decided_at = {m}, "  # noqa: S608
+            f"correction = {m}, note = {m} WHERE id = {m} AND status = 'open'",
+            (
+                fields["status"],
+                fields["decided_by"],
+                fields["decided_at"],
+                fields["correction"],
+                fields["note"],
+                item_id,
+            ),
+        )
+        return done.rowcount == 1
+
+
+class SqliteStore(_SqlStore):
     """SQLite in WAL mode: safe across the threads and processes of one machine."""
 
     def __init__(self, path: Path | str) -> None:
@@ -74,74 +152,25 @@ class SqliteStore:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS review_items ("
-                "id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, "
-                "status TEXT NOT NULL, reason TEXT, trace_id TEXT, span_id TEXT, "
-                "prompt TEXT, model TEXT, input TEXT, output TEXT, scores TEXT, "
-                "decided_by TEXT, decided_at REAL, correction TEXT, note TEXT, metadata TEXT)"
-            )
+            db.execute(_schema(self.table, "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"))
             self._local.db = db
         return db
 
-    def add(self, item: dict[str, Any]) -> int:
-        """Insert an open item; returns its id."""
-        values = _values(item)
-        cursor = self._db().execute(
-            f"INSERT INTO review_items ({', '.join(FIELDS[1:])}) "  # noqa: S608 - fixed names
-            f"VALUES ({', '.join('?' * (len(FIELDS) - 1))})",
-            values,
-        )
-        return int(cursor.lastrowid or 0)
-
-    def get(self, item_id: int) -> dict[str, Any] | None:
-        """One item, or None."""
-        row = (
-            self._db()
-            .execute(
-                f"SELECT {', '.join(FIELDS)} FROM review_items WHERE id = ?",  # noqa: S608
-                (item_id,),
-            )
-            .fetchone()
-        )
-        return None if row is None else _row(row)
-
-    def items(self, status: str | None, limit: int | None) -> list[dict[str, Any]]:
-        """Items, oldest first, of one status or all."""
-        query = f"SELECT {', '.join(FIELDS)} FROM review_items"  # noqa: S608
-        params: list[Any] = []
-        if status is not None:
-            query += " WHERE status = ?"
-            params.append(status)
-        query += " ORDER BY id"
-        if limit is not None:
-            query += " LIMIT ?"
-            params.append(limit)
-        return [_row(r) for r in self._db().execute(query, params).fetchall()]
-
-    def decide(self, item_id: int, fields: dict[str, Any]) -> bool:
-        """Decide an open item; False when it was not open."""
-        cursor = self._db().execute(
-            "UPDATE review_items SET status = ?, decided_by = ?, decided_at = ?, "
-            "correction = ?, note = ? WHERE id = ? AND status = 'open'",
-            (
-                fields["status"],
-                fields["decided_by"],
-                fields["decided_at"],
-                fields["correction"],
-                fields["note"],
-                item_id,
-            ),
-        )
-        return cursor.rowcount == 1
+    def _run(self, query: str, params: Any) -> _Fetched:
+        cursor = self._db().execute(query, params)
+        rows = cursor.fetchall()
+        return _Fetched(cursor.rowcount, rows)
 
 
-class PostgresStore:
+class PostgresStore(_SqlStore):
     """PostgreSQL through psycopg 3 (the ``postgres`` extra): for many machines.
 
     One connection per store, its statements one at a time (each is a single
     autocommitted statement); a broken connection is made anew on the next use.
     """
+
+    table = "aisys_review_items"
+    mark = "%s"
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -162,24 +191,18 @@ class PostgresStore:
             db = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
             if not self._ready:
                 db.execute(
-                    "CREATE TABLE IF NOT EXISTS aisys_review_items ("
-                    "id BIGSERIAL PRIMARY KEY, created DOUBLE PRECISION NOT NULL, "
-                    "status TEXT NOT NULL, reason TEXT, trace_id TEXT, span_id TEXT, "
-                    "prompt TEXT, model TEXT, input TEXT, output TEXT, scores TEXT, "
-                    "decided_by TEXT, decided_at DOUBLE PRECISION, correction TEXT, "
-                    "note TEXT, metadata TEXT)"
+                    _schema(self.table, "BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION")
                 )
                 self._ready = True
             self._connection = db
         return db
 
-    def _run(self, query: str, params: Any) -> Any:
+    def _run(self, query: str, params: Any) -> _Fetched:
         with self._lock:
             try:
                 cursor = self._db().execute(query, params)
-                return _Fetched(
-                    cursor.rowcount, cursor.fetchall() if cursor.description else []
-                )
+                rows = cursor.fetchall() if cursor.description else []
+                return _Fetched(cursor.rowcount, rows)
             except Exception:
                 self.close()  # a broken connection is made anew next time
                 raise
@@ -190,62 +213,6 @@ class PostgresStore:
         if db is not None:
             with contextlib.suppress(Exception):  # already broken: nothing to close
                 db.close()
-
-    def add(self, item: dict[str, Any]) -> int:
-        """Insert an open item; returns its id."""
-        rows = self._run(
-            f"INSERT INTO aisys_review_items ({', '.join(FIELDS[1:])}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * (len(FIELDS) - 1))}) RETURNING id",
-            _values(item),
-        ).rows
-        return int(rows[0][0])
-
-    def get(self, item_id: int) -> dict[str, Any] | None:
-        """One item, or None."""
-        rows = self._run(
-            f"SELECT {', '.join(FIELDS)} FROM aisys_review_items WHERE id = %s",  # noqa: S608
-            (item_id,),
-        ).rows
-        return _row(rows[0]) if rows else None
-
-    def items(self, status: str | None, limit: int | None) -> list[dict[str, Any]]:
-        """Items, oldest first, of one status or all."""
-        query = f"SELECT {', '.join(FIELDS)} FROM aisys_review_items"  # noqa: S608
-        params: list[Any] = []
-        if status is not None:
-            query += " WHERE status = %s"
-            params.append(status)
-        query += " ORDER BY id"
-        if limit is not None:
-            query += " LIMIT %s"
-            params.append(limit)
-        return [_row(r) for r in self._run(query, params).rows]
-
-    def decide(self, item_id: int, fields: dict[str, Any]) -> bool:
-        """Decide an open item; False when it was not open."""
-        cursor = self._run(
-            "UPDATE aisys_review_items SET status = %s, decided_by = %s, decided_at = %s, "
-            "correction = %s, note = %s WHERE id = %s AND status = 'open'",
-            (
-                fields["status"],
-                fields["decided_by"],
-                fields["decided_at"],
-                fields["correction"],
-                fields["note"],
-                item_id,
-            ),
-        )
-        return bool(cursor.rowcount == 1)
-
-
-class _Fetched:
-    """A statement's outcome, read while its connection was held."""
-
-    __slots__ = ("rowcount", "rows")
-
-    def __init__(self, rowcount: int, rows: list[Any]) -> None:
-        self.rowcount = rowcount
-        self.rows = rows
 
 
 def _values(item: dict[str, Any]) -> tuple[Any, ...]:
