@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,8 +30,8 @@ from aisys._version import __version__
 from aisys.context import Tally, tallying
 from aisys.errors import ConfigError
 from aisys.evals.datasets import Case, Dataset
-from aisys.evals.scorers import _sdk_text, is_async
-from aisys.scoring import name_of, to_score
+from aisys.evals.scorers import is_async, sdk_text
+from aisys.scoring import name_of, run_scorer, to_score
 from aisys.types import ChatResponse, Score
 
 __all__ = ["EvalRun", "aevaluate", "evaluate", "load_run"]
@@ -317,10 +317,7 @@ class _Experiment:
         if error is not None:
             return Score(name, 0.0, explanation="the target failed")
         try:
-            result = scorer(case, output)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_awaited(result))
-            return to_score(name, result)
+            return run_scorer(scorer, case, output)
         except Exception as exc:
             return _error_score(name, exc)
 
@@ -464,10 +461,6 @@ def summarise(
     return summary
 
 
-async def _awaited(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
-
-
 def _reset(token: contextvars.Token[Tally | None]) -> None:
     from aisys.context import _TALLY
 
@@ -490,7 +483,7 @@ def _jsonable(output: Any) -> Any:
     try:
         json.dumps(output)
     except (TypeError, ValueError):
-        text = _sdk_text(output)
+        text = sdk_text(output)
         return text if text is not None else repr(output)
     return output
 

@@ -46,7 +46,7 @@ def output_text(output: Any) -> str:
         return output.text
     if isinstance(output, str):
         return output
-    text = _sdk_text(output)
+    text = sdk_text(output)
     if text is not None:
         return text
     try:
@@ -55,7 +55,7 @@ def output_text(output: Any) -> str:
         return repr(output)
 
 
-def _sdk_text(output: Any) -> str | None:
+def sdk_text(output: Any) -> str | None:
     """The answer's text from a provider SDK's result (OpenAI, Anthropic), if it is one."""
     for attr in ("text", "output_text"):  # aisys answers, OpenAI's Responses API
         value = getattr(output, attr, None)
