@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from aisys import _checks
+from aisys import _checks, _current
 from aisys._sentinel import DEFAULT, Default
 from aisys.instrument import Spec, TraceBlock, instrument
 from aisys.pipeline._clock import SYSTEM_CLOCK, Clock
@@ -712,3 +712,4 @@ def _adopt(settings: Settings) -> None:
 DEFAULT_RUNTIME = Runtime()
 """The runtime `aisys.configure`, `aisys.traced_llm` … are bound to, and that an
 `aisys.LLM` made without ``runtime=`` records its calls in."""
+_current.runtime = DEFAULT_RUNTIME  # for the parts above that need it by default

@@ -178,17 +178,15 @@ tr.drift td { background: #fde8e8; }
 def write_page(
     path: Path,
     rows: Sequence[Any],
+    whole: Any,
     calls: Sequence[Any],
     by: str,
     drifts: list[dict[str, Any]] | None,
     since_s: float | None,
 ) -> None:
-    """Write the page (one file, everything inline)."""
+    """Write the page (one file, everything inline); ``whole`` is the totals row."""
     from plotly.offline import get_plotlyjs
 
-    from aisys.cli.report import total
-
-    whole = total(rows)
     buckets, series = _series(calls, since_s)
     names = dict(_METRICS)
     charts = "".join(

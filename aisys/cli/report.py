@@ -617,7 +617,7 @@ def _report(args: Any) -> int:
     if args.html:
         from aisys.cli.html import write_page
 
-        write_page(args.html, rows, calls, args.group_by, drifts, since)
+        write_page(args.html, rows, total(rows), calls, args.group_by, drifts, since)
         print(f"aisys report: wrote {args.html}", file=sys.stderr)
     if drifts is not None:
         if args.fmt == "json":

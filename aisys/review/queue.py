@@ -74,9 +74,9 @@ class ReviewQueue:
         | Sequence[Callable[[ReviewItem], Any]] = (),
         runtime: Any = None,
     ) -> None:
-        import aisys._runtime
+        from aisys._current import default_runtime
 
-        self._runtime = runtime or aisys._runtime.DEFAULT_RUNTIME
+        self._runtime = runtime or default_runtime()
         settings = self._runtime.settings
         self.store: Store = open_store(store, settings.cache_dir)
         self._pending_path = settings.cache_dir / "review-pending.jsonl"
