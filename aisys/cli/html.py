@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,55 +29,80 @@ _METRICS: tuple[tuple[str, str], ...] = (
 
 
 def _series(
-    calls: Sequence[Any], since_s: float | None
+    columns: Any, since_s: float | None
 ) -> tuple[list[str], dict[str, dict[str, dict[str, float | None]]]]:
     """Buckets (days or hours) and, per metric and group, a value per bucket."""
+    import numpy as np
+
+    from aisys.cli.drift import CACHE_HIT, COST, ERROR, FALLBACK, LATENCY, SIGNALS
+
+    start, group, signals, scores = columns.numpy()
+    keep = np.ones(len(start), dtype=bool)
     if since_s is not None:
-        cutoff = datetime.now(UTC).timestamp() - since_s
-        calls = [c for c in calls if c.start_s >= cutoff]
-    if not calls:
+        keep = start >= datetime.now(UTC).timestamp() - since_s
+    if not keep.any():
         return [], {}
-    span_s = max(c.start_s for c in calls) - min(c.start_s for c in calls)
-    fmt = "%Y-%m-%d %H:00" if span_s < 2 * 86400 else "%Y-%m-%d"
-    cells: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for call in calls:
-        bucket = datetime.fromtimestamp(call.start_s, UTC).strftime(fmt)
-        for group in call.groups:
-            cells[(group, bucket)].append(call)
-    buckets = sorted({b for _, b in cells})
-    groups = sorted({g for g, _ in cells})
-    scores = sorted({k for c in calls if c.scores for k in c.scores})
-    series: dict[str, dict[str, dict[str, float | None]]] = defaultdict(dict)
-    for group in groups:
-        for metric, _ in _METRICS + tuple((s, s) for s in scores):
-            series[metric][group] = {
-                bucket: _value(metric, cells.get((group, bucket), []))
-                for bucket in buckets
+    rows = np.flatnonzero(keep)
+    hourly = start[rows].max() - start[rows].min() < 2 * 86400
+    width = 3600 if hourly else 86400
+    slot = np.floor(start / width).astype(np.int64)
+    slots = np.unique(slot[rows])
+    fmt = "%Y-%m-%d %H:00" if hourly else "%Y-%m-%d"
+    buckets = [datetime.fromtimestamp(int(k) * width, UTC).strftime(fmt) for k in slots]
+    slot_index = np.searchsorted(slots, slot)
+    groups = len(columns.group_names)
+    cell = group * len(slots) + slot_index  # one cell per group and bucket
+    size = groups * len(slots)
+
+    def per_cell(weights: Any, where: Any = rows) -> Any:
+        return np.bincount(cell[where], weights=weights, minlength=size)
+
+    calls = per_cell(None)
+    column = {name: signals[name] for name in SIGNALS}
+    latency = column[SIGNALS[LATENCY]]
+    cost = column[SIGNALS[COST]]
+    priced = rows[~np.isnan(cost[rows])]
+    metrics: dict[str, Any] = {
+        "calls": calls.astype(float),
+        "cost_usd": np.where(
+            per_cell(None, priced) > 0, per_cell(cost[priced], priced), np.nan
+        ),
+        "errors": per_cell(column[SIGNALS[ERROR]][rows]),
+        "fallbacks": per_cell(column[SIGNALS[FALLBACK]][rows]),
+        "cache_hit_rate": per_cell(column[SIGNALS[CACHE_HIT]][rows])
+        / np.maximum(calls, 1),
+    }
+    order = rows[np.lexsort((latency[rows], cell[rows]))]  # by cell, then latency
+    first = np.concatenate(([0], np.cumsum(calls)[:-1])).astype(np.int64)
+    p95 = np.full(size, np.nan)
+    filled = calls > 0
+    rank = first[filled] + np.ceil(0.95 * calls[filled]).astype(np.int64) - 1
+    p95[filled] = latency[order[rank]]
+    metrics["p95_ms"] = p95
+    for name, (where, values) in sorted(scores.items()):
+        kept = keep[where]
+        counts = np.bincount(cell[where][kept], minlength=size)
+        sums = np.bincount(cell[where][kept], weights=values[kept], minlength=size)
+        metrics[name] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    rounding = {"cost_usd": 9, "p95_ms": 1, "cache_hit_rate": 4}
+    series: dict[str, dict[str, dict[str, float | None]]] = {}
+    for metric, values in metrics.items():
+        digits = rounding.get(metric, 4)
+        grid = values.reshape(groups, len(slots))
+        present = calls.reshape(groups, len(slots)) > 0
+        series[metric] = {
+            name: {
+                bucket: (
+                    round(float(grid[g, b]), digits)
+                    if present[g, b] and not np.isnan(grid[g, b])
+                    else None
+                )
+                for b, bucket in enumerate(buckets)
             }
+            for g, name in enumerate(columns.group_names)
+            if present[g].any()
+        }
     return buckets, series
-
-
-def _value(metric: str, calls: list[Any]) -> float | None:
-    from aisys.cli.drift import CACHE_HIT, COST, ERROR, FALLBACK, LATENCY
-
-    if not calls:
-        return None
-    if metric == "calls":
-        return float(len(calls))
-    if metric == "cost_usd":
-        costs = [c.signals[COST] for c in calls if c.signals[COST] == c.signals[COST]]
-        return round(float(sum(costs)), 9) if costs else None
-    if metric == "p95_ms":
-        ordered = sorted(c.signals[LATENCY] for c in calls)
-        return round(float(ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]), 1)
-    if metric == "errors":
-        return float(sum(c.signals[ERROR] for c in calls))
-    if metric == "fallbacks":
-        return float(sum(c.signals[FALLBACK] for c in calls))
-    if metric == "cache_hit_rate":
-        return round(float(sum(c.signals[CACHE_HIT] for c in calls)) / len(calls), 4)
-    scored = [c.scores[metric] for c in calls if c.scores and metric in c.scores]
-    return round(float(sum(scored)) / len(scored), 4) if scored else None
 
 
 def _figure(title: str, buckets: list[str], by_group: dict[str, dict[str, Any]]) -> str:
@@ -179,7 +202,7 @@ def write_page(
     path: Path,
     rows: Sequence[Any],
     whole: Any,
-    calls: Sequence[Any],
+    columns: Any,
     by: str,
     drifts: list[dict[str, Any]] | None,
     since_s: float | None,
@@ -187,7 +210,7 @@ def write_page(
     """Write the page (one file, everything inline); ``whole`` is the totals row."""
     from plotly.offline import get_plotlyjs
 
-    buckets, series = _series(calls, since_s)
+    buckets, series = _series(columns, since_s)
     names = dict(_METRICS)
     charts = "".join(
         _figure(

@@ -600,24 +600,22 @@ def _report(args: Any) -> int:
     if not (args.drift or args.html):
         rows = summarise(read_calls(files), args.group_by, since)
         return _print_rows(rows, args, files)
-    from aisys.cli.drift import Collector, drift_rows
+    from aisys.cli.drift import Columns, drift_rows
 
-    collector = Collector(lambda span: groups_of(span, args.group_by))
+    columns = Columns(lambda span: groups_of(span, args.group_by))
 
-    def collected() -> Iterator[
-        dict[str, Any]
-    ]:  # one pass feeds the rows and the calls
-        for span in read_calls(files):
-            collector.add(span)
+    def collected() -> Iterator[dict[str, Any]]:
+        for span in read_calls(files):  # one pass feeds the rows and the columns
+            columns.add(span)
             yield span
 
     rows = summarise(collected(), args.group_by, since)
-    calls = collector.finish()
-    drifts = drift_rows(calls, window, baseline) if args.drift else None
+    columns.finish()
+    drifts = drift_rows(columns, window, baseline) if args.drift else None
     if args.html:
         from aisys.cli.html import write_page
 
-        write_page(args.html, rows, total(rows), calls, args.group_by, drifts, since)
+        write_page(args.html, rows, total(rows), columns, args.group_by, drifts, since)
         print(f"aisys report: wrote {args.html}", file=sys.stderr)
     if drifts is not None:
         if args.fmt == "json":
