@@ -155,25 +155,23 @@ class JsonlSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Write the spans, one line each, and flush so a crash loses nothing written."""
-        lines = "".join(
-            json.dumps(span_to_dict(span), default=str) + "\n" for span in spans
+        self._append(
+            "".join(
+                json.dumps(span_to_dict(span), default=str) + "\n" for span in spans
+            )
         )
+        return SpanExportResult.SUCCESS
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        """Append one non-span record (an evaluation result) as its own line."""
+        self._append(json.dumps(record, default=str) + "\n")
+
+    def _append(self, lines: str) -> None:
         with self._lock:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = self.path.open("a", encoding="utf-8")
             self._file.write(lines)
-            self._file.flush()
-        return SpanExportResult.SUCCESS
-
-    def write_record(self, record: dict[str, Any]) -> None:
-        """Append one non-span record (an evaluation result) as its own line."""
-        line = json.dumps(record, default=str) + "\n"
-        with self._lock:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            self._file.write(line)
             self._file.flush()
 
     def shutdown(self) -> None:

@@ -111,12 +111,9 @@ class Telemetry:
             return host
         if not settings.exporters:
             return None  # the global proxy: no-op until the host sets a provider
-        from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
 
-        resource = Resource.create(
-            {"service.name": settings.service_name} if settings.service_name else {}
-        )
+        resource = _resource(settings)
         own = TracerProvider(resource=resource, shutdown_on_exit=False)
         self._processors = _build_processors(settings)
         for processor in self._processors:
@@ -133,13 +130,10 @@ class Telemetry:
             return None
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-        from opentelemetry.sdk.resources import Resource
 
         from aisys.telemetry.otlp import otlp_metric_exporter
 
-        resource = Resource.create(
-            {"service.name": settings.service_name} if settings.service_name else {}
-        )
+        resource = _resource(settings)
         own = MeterProvider(
             metric_readers=[
                 PeriodicExportingMetricReader(otlp_metric_exporter(settings))
@@ -219,14 +213,11 @@ class Telemetry:
             return None
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-        from opentelemetry.sdk.resources import Resource
 
         from aisys.telemetry.otlp import otlp_log_exporter
 
         settings = self.settings
-        resource = Resource.create(
-            {"service.name": settings.service_name} if settings.service_name else {}
-        )
+        resource = _resource(settings)
         own = LoggerProvider(resource=resource, shutdown_on_exit=False)
         own.add_log_record_processor(
             BatchLogRecordProcessor(otlp_log_exporter(settings))
@@ -470,3 +461,12 @@ def current_trace_id() -> str:
     """The current span's trace id as 32 hex digits; ``""`` outside any trace."""
     context = trace.get_current_span().get_span_context()
     return f"{context.trace_id:032x}" if context.is_valid else ""
+
+
+def _resource(settings: Settings) -> Any:
+    """The resource of aisys's own providers: ``service.name`` when the settings give one."""
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource.create(
+        {"service.name": settings.service_name} if settings.service_name else {}
+    )
