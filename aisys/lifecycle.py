@@ -128,6 +128,23 @@ class CallScope:
                 f"reading the {type(result).__name__} result failed: {exc!r}"
             )
 
+    def answered(
+        self, output: Any, ids: tuple[str | None, str | None] | None = None
+    ) -> None:
+        """Hand an answered call's output to online scoring and to review.
+
+        A sampled call is scored, and a call is queued when a guard asked or it is
+        drawn — both off the caller's path.
+        """
+        call = self.call
+        online = call.online
+        if online is not None and online.sampled():
+            online.offer(
+                output, *(ids if ids is not None else self.tel.ids_of(self.span))
+            )
+        if call.review is not None:
+            call.review.after_call(call, output)
+
     def meter(self) -> Any:
         """Record the route's facts and price the call, once; returns its cost."""
         call = self.call

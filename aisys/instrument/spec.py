@@ -82,9 +82,9 @@ class Spec:
     ) -> None:
         self.kind = kind
         self.online = online
+        """The `aisys.scoring.OnlineScoring` a sample of results is offered to."""
         self.review = review
         """The `aisys.Review` its calls are queued to (guards, sampling), if any."""
-        """The `aisys.scoring.OnlineScoring` a sample of results is offered to."""
         self.reads = kind in ("llm", "retrieval")
         """Whether a result says something (a model's answer, documents); a step's not."""
         self.prompt = prompt_facts(prompt)

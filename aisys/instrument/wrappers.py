@@ -73,10 +73,8 @@ def _function_wrapper(
                 return stream  # its scope ends when the stream does
         if spec.reads:
             scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
-        if spec.online is not None and spec.online.sampled():  # scored off this path
-            spec.online.offer(result, *scope.tel.ids_of(scope.span))
-        if spec.review is not None:  # a guard asked, or the call was drawn
-            spec.review.after_call(scope.call, result)
+        if spec.online is not None or spec.review is not None:
+            scope.answered(result)
         scope.end()
         return result
 
@@ -104,10 +102,8 @@ def _coroutine_wrapper(
                 return stream  # its scope ends when the stream does
         if spec.reads:
             scope.read(result, spec.observe, args, kwargs, scope.tel.capture)
-        if spec.online is not None and spec.online.sampled():  # scored off this path
-            spec.online.offer(result, *scope.tel.ids_of(scope.span))
-        if spec.review is not None:  # a guard asked, or the call was drawn
-            spec.review.after_call(scope.call, result)
+        if spec.online is not None or spec.review is not None:
+            scope.answered(result)
         await scope.aend()
         return result
 

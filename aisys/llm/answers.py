@@ -73,10 +73,8 @@ def deliver(
             "span_id": span_id,
         }
     )
-    if call.online is not None and call.online.sampled():  # scored off this path
-        call.online.offer(delivered, trace_id, span_id)
-    if call.review is not None:  # a guard asked, or the call was drawn
-        call.review.after_call(call, delivered)
+    if call.online is not None or call.review is not None:
+        scope.answered(delivered, (trace_id, span_id))
     if cached:
         import aisys.pipeline.cache as cache  # loaded: the answer came from it
 
