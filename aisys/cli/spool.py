@@ -43,14 +43,14 @@ def add_parser(commands: Any) -> None:
 def _run(args: Any) -> int:
     from aisys.errors import ConfigError
     from aisys.settings import Settings
-    from aisys.telemetry.spool import Spool
+    from aisys.telemetry.spool import spool_of
 
     try:
         settings = Settings(**({"spool_dir": args.dir} if args.dir else {}))
     except ConfigError as exc:
         print(f"aisys spool: {exc}", file=sys.stderr)
         return 2
-    spool = Spool(settings.spool_path, int(settings.spool_max_mb * 1024 * 1024))
+    spool = spool_of(settings)
     if not spool.path.exists():
         _say(args, {"spool": str(spool.path), "batches": 0, "spans": 0}, "empty")
         return 0

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from aisys.telemetry.spool import Batch, Spool
+from aisys.telemetry.spool import Batch, Spool, spool_of
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
@@ -440,8 +440,7 @@ def build_delivery(settings: Settings, endpoint: str) -> Delivery:
     with _DELIVERIES_LOCK:
         delivery = _DELIVERIES.get(directory)
         if delivery is None or delivery._closed:
-            spool = Spool(directory, int(settings.spool_max_mb * 1024 * 1024))
-            delivery = _DELIVERIES[directory] = Delivery(spool, endpoint)
+            delivery = _DELIVERIES[directory] = Delivery(spool_of(settings), endpoint)
         return delivery
 
 
@@ -487,8 +486,7 @@ def replay(settings: Settings, timeout: float) -> tuple[bool, Delivery]:
     spans = OTLPSpanExporter(timeout=_timeout("TRACES"))
     metrics = OTLPMetricExporter(timeout=_timeout("METRICS"))
     logs = OTLPLogExporter(timeout=_timeout("LOGS"))
-    spool = Spool(settings.spool_path, int(settings.spool_max_mb * 1024 * 1024))
-    delivery = Delivery(spool, spans._endpoint)
+    delivery = Delivery(spool_of(settings), spans._endpoint)
     delivery.senders["traces"] = _client_sender(spans)
     delivery.senders["metrics"] = _client_sender(metrics)
     delivery.senders["logs"] = _client_sender(logs)

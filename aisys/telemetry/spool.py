@@ -19,8 +19,9 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Batch", "Spool", "SpoolStatus"]
+__all__ = ["Batch", "Spool", "SpoolStatus", "spool_of"]
 
 _log = logging.getLogger("aisys")
 
@@ -266,3 +267,9 @@ class Spool:
         if connection is not None:
             connection.close()
             self._local.db = None
+
+
+def spool_of(settings: Any, directory: Path | None = None) -> Spool:
+    """The settings' spool: ``spool_path`` (or ``directory``), ``spool_max_mb`` big."""
+    path = settings.spool_path if directory is None else directory
+    return Spool(path, int(settings.spool_max_mb * 1024 * 1024))
